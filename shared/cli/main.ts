@@ -1,0 +1,45 @@
+import { Command, CommanderError } from 'commander';
+import { isGreenMlError } from '../errors';
+
+/**
+ * Each command lives in its own module under ./commands and adds itself to the program.
+ * A command writes its result to stdout (JSON or a table) and diagnostics to stderr.
+ */
+type Register = (program: Command) => void;
+
+function loadCommands(): Register[] {
+  // Listed explicitly (not discovered) so the compiled bin has no filesystem magic.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const modules: { register: Register }[] = [require('./commands/settings')];
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  return modules.map((m) => m.register);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('green-ml')
+    .description('Carbon-aware retraining of invoice VAT-rate models: data, models, carbon, reports.')
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of loadCommands()) register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode;
+    }
+    if (isGreenMlError(error)) {
+      process.stderr.write(`error [${error.code}]: ${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(
+      `error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    return 1;
+  }
+}
