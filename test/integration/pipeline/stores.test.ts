@@ -1,0 +1,137 @@
+import { Readable } from 'node:stream';
+import { PendingRetrainStore, mergeRequests } from '../../../shared/pipeline/pendingRetrains';
+import { InvoiceStore, ProcessedBatchLedger } from '../../../shared/pipeline/invoiceStore';
+import { ServingStateStore } from '../../../shared/pipeline/servingState';
+import type { RetrainRequest } from '../../../shared/pipeline/contracts';
+import { testStorage, uniqueName } from '../../support/storage';
+
+function request(over: Partial<RetrainRequest> = {}): RetrainRequest {
+  return {
+    requestId: 'r1',
+    modelName: 'vat-rate',
+    kind: 'retrainWhenGreen',
+    reason: 'drop 3 %',
+    requestedAt: '2024-09-02T08:00:00.000Z',
+    deadline: '2024-09-03T08:00:00.000Z',
+    triggeringBatch: 'b1.csv',
+    relativeDrop: 0.03,
+    ...over,
+  };
+}
+
+async function pendingStore() {
+  const s = testStorage();
+  const store = new PendingRetrainStore(s.table(uniqueName('pending')));
+  await store.ensureTable();
+  return store;
+}
+
+describe('mergeRequests (deadline-safe)', () => {
+  it('keeps the earlier deadline and escalates to now', () => {
+    const merged = mergeRequests(
+      request(),
+      request({ requestId: 'r2', deadline: '2024-09-04T08:00:00.000Z' }),
+    );
+    expect(merged.deadline).toBe('2024-09-03T08:00:00.000Z');
+    expect(merged.requestId).toBe('r1');
+    expect(
+      mergeRequests(request(), request({ kind: 'retrainNow', deadline: '2024-09-02T09:00:00.000Z' })),
+    ).toMatchObject({
+      kind: 'retrainNow',
+      deadline: '2024-09-02T09:00:00.000Z',
+    });
+  });
+});
+
+describe('PendingRetrainStore', () => {
+  it('creates, merges while waiting, queues while training, and completes into the next request', async () => {
+    const store = await pendingStore();
+    expect((await store.submit(request(), 'now')).kind).toBe('created');
+    const merged = await store.submit(
+      request({ requestId: 'r2', kind: 'retrainNow', deadline: '2024-09-02T09:00:00.000Z' }),
+      'now',
+    );
+    expect(merged).toMatchObject({ kind: 'merged', escalated: true, deadlineMoved: true });
+    await store.markTraining('vat-rate', 'r1', 'now');
+    expect(await store.listWaiting()).toHaveLength(0);
+    expect((await store.submit(request({ requestId: 'r3' }), 'now')).kind).toBe('queued-next');
+    const next = await store.complete('vat-rate', 'r1', 'now');
+    expect(next?.requestId).toBe('r3');
+    // a retried completion of r1 returns the same next request instead of dropping it
+    expect((await store.complete('vat-rate', 'r1', 'now'))?.requestId).toBe('r3');
+    expect(await store.complete('vat-rate', 'r3', 'now')).toBeNull();
+    expect(await store.get('vat-rate')).toBeNull();
+  });
+
+  it('never loses a concurrent submission', async () => {
+    const store = await pendingStore();
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        store.submit(
+          request({
+            requestId: `c${i}`,
+            deadline: `2024-09-0${2 + (i % 5)}T08:00:00.000Z`,
+            reason: `drop ${i}`,
+          }),
+          'now',
+        ),
+      ),
+    );
+    const current = await store.get('vat-rate');
+    expect(current?.request.deadline).toBe('2024-09-02T08:00:00.000Z');
+    for (let i = 0; i < 8; i++) expect(current?.request.reason).toContain(`drop ${i}`);
+  });
+});
+
+describe('InvoiceStore and ProcessedBatchLedger', () => {
+  it('moves accepted and quarantined batches without losing them, and claims each delivery once', async () => {
+    const s = testStorage();
+    const store = new InvoiceStore(s.blobs, uniqueName('inv'));
+    await store.ensureContainer();
+    const etag = await store.upload('week-1.csv', Buffer.from('a,b\n1,2\n'));
+    const ledger = new ProcessedBatchLedger(s.table(uniqueName('ledger')));
+    await ledger.ensureTable();
+    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:00:00Z')).toBe('claimed');
+    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:01:00Z')).toBe('in-progress-elsewhere');
+    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:30:00Z')).toBe('claimed'); // stale: taken over
+    await store.accept('week-1.csv', etag);
+    await ledger.finish('week-1.csv', etag, 'accepted', '2024-01-01T00:31:00Z');
+    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:32:00Z')).toBe('already-done');
+    expect(await store.listIncoming()).toEqual([]);
+    expect((await store.listAccepted()).map((b) => b.name)).toEqual(['week-1.csv']);
+
+    const badEtag = await store.upload('junk.csv', Readable.from([Buffer.from([0, 1, 2, 3])]));
+    await store.quarantine('junk.csv', badEtag, { code: 'BATCH_UNREADABLE', message: 'binary content' });
+    expect(await store.listQuarantined()).toEqual(['junk.csv']);
+    expect(await store.quarantineReason('junk.csv')).toMatchObject({
+      code: 'BATCH_UNREADABLE',
+      message: 'binary content',
+    });
+    expect(await store.listIncoming()).toEqual([]);
+  });
+
+  it('rejects batch names that could escape their prefix', async () => {
+    const store = new InvoiceStore(testStorage().blobs, uniqueName('inv'));
+    await expect(store.upload('../models/x.json', Buffer.from('x'))).rejects.toThrow(/Invalid batch name/);
+  });
+});
+
+describe('ServingStateStore', () => {
+  it('switches serving and reports the replaced group once', async () => {
+    const store = new ServingStateStore(testStorage().table(uniqueName('serving')));
+    await store.ensureTable();
+    const rec = (g: string) => ({
+      groupName: g,
+      endpoint: null,
+      versionId: g,
+      region: 'westeurope',
+      cpuCores: 1,
+      memoryGb: 1.5,
+      since: 'now',
+    });
+    expect(await store.switchTo('vat-rate', rec('api-1'))).toEqual({ previousGroup: null });
+    expect(await store.switchTo('vat-rate', rec('api-2'))).toEqual({ previousGroup: 'api-1' });
+    expect(await store.switchTo('vat-rate', rec('api-2'))).toEqual({ previousGroup: null });
+    expect((await store.get('vat-rate'))?.groupName).toBe('api-2');
+  });
+});
