@@ -106,13 +106,16 @@ export function createTelemetry(
   if (connectionString) {
     if (!azureMonitorStarted) {
       // Loaded lazily: the distro is heavy and pointless when telemetry is off.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { useAzureMonitor } =
-        require('@azure/monitor-opentelemetry') as typeof import('@azure/monitor-opentelemetry');
+      const { useAzureMonitor } = loadAzureMonitor();
       useAzureMonitor({ azureMonitorExporterOptions: { connectionString } });
       azureMonitorStarted = true;
     }
     sinks.push(new OpenTelemetryTelemetry());
   }
   return new CompositeTelemetry(sinks);
+}
+
+function loadAzureMonitor(): typeof import('@azure/monitor-opentelemetry') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('@azure/monitor-opentelemetry');
 }
