@@ -10,7 +10,11 @@ type Register = (program: Command) => void;
 function loadCommands(): Register[] {
   // Listed explicitly (not discovered) so the compiled bin has no filesystem magic.
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const modules: { register: Register }[] = [require('./commands/settings'), require('./commands/registry')];
+  const modules: { register: Register }[] = [
+    require('./commands/settings'),
+    require('./commands/registry'),
+    require('./commands/carbon'),
+  ];
   /* eslint-enable @typescript-eslint/no-require-imports */
   return modules.map((m) => m.register);
 }
