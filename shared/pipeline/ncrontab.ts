@@ -27,7 +27,8 @@ function parseField(text: string, field: (typeof FIELDS)[number]): Set<number> {
     if (!match) throw new ValidationError(`Invalid ${field.name} field "${part}" in schedule`);
     const [, range, stepText] = match;
     const step = stepText ? Number(stepText) : 1;
-    let [from, to] = [field.min, field.max];
+    let from: number = field.min;
+    let to: number = field.max;
     if (range !== '*') {
       const [a, b] = range.split('-').map(Number);
       from = a;
