@@ -58,7 +58,20 @@ const HEALTH_SCHEMA = z.object({
   servingVersion: z.string().nullable(),
   detail: z.string(),
 });
-const SWITCH_SCHEMA = z.object({ previousGroup: z.string().nullable() });
+const SWITCH_SCHEMA = z.object({
+  previousGroup: z.string().nullable(),
+  previous: z
+    .object({
+      groupName: z.string(),
+      endpoint: z.string().nullable(),
+      versionId: z.string(),
+      region: z.string(),
+      cpuCores: z.number(),
+      memoryGb: z.number(),
+      since: z.string(),
+    })
+    .nullable(),
+});
 const DELETE_SCHEMA = z.enum(['deleted', 'already-gone']);
 const NEXT_REQUEST_SCHEMA = z.object({ next: RETRAIN_REQUEST_SCHEMA.nullable() });
 const RECORDED_SCHEMA = z.object({ runId: z.string(), totalGrams: z.number().nullable() });
@@ -153,6 +166,7 @@ export const retrainOrchestrator: df.OrchestrationHandler = function* (
       ctx.df.callActivityWithRetry(ACTIVITY.launchTraining, activityRetry, {
         runId,
         instanceId: ctx.df.instanceId,
+        requestId: request.requestId,
         modelName: request.modelName,
         versionId,
         region: plan.region,
@@ -279,17 +293,18 @@ export const retrainOrchestrator: df.OrchestrationHandler = function* (
               'serving switch',
             );
             servingHandOver = api.groupName;
-            if (switched.previousGroup) {
+            if (switched.previous) {
               setStep('retiring-old-api', { plan, versionId });
-              yield* awaitTask(
+              const retired = yield* awaitTask(
                 ctx.df.callActivityWithRetry(ACTIVITY.retireModelApi, activityRetry, {
                   modelName: request.modelName,
-                  groupName: switched.previousGroup,
+                  previous: switched.previous,
                   endedAt: now().toISOString(),
                 }),
                 STAGE_USAGE_SCHEMA.nullable(),
                 'retire old API',
               );
+              if (retired) stages.push(retired);
             }
             outcome = 'promoted';
             detail = `${versionId} promoted and serving at ${health.endpoint ?? 'unknown endpoint'}`;

@@ -182,6 +182,14 @@ export const SETTINGS_SCHEMA = z.object({
     .string()
     .optional()
     .describe('Resource id of the model-API container identity (aci).'),
+  TRAINING_IDENTITY_CLIENT_ID: z
+    .string()
+    .optional()
+    .describe('Client id of the training container identity, so DefaultAzureCredential picks it (aci).'),
+  MODEL_API_IDENTITY_CLIENT_ID: z
+    .string()
+    .optional()
+    .describe('Client id of the model-API container identity (aci).'),
   TRAINING_CPU_CORES: positiveNumber.max(4).default(2).describe('vCPUs requested for training.'),
   TRAINING_MEMORY_GB: positiveNumber.max(16).default(4).describe('Memory requested for training.'),
   MODEL_API_CPU_CORES: positiveNumber.max(4).default(1).describe('vCPUs requested for the model API.'),

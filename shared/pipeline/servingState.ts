@@ -38,15 +38,20 @@ export class ServingStateStore {
   }
 
   /** Points serving at `next`; returns the group it replaced (null if none or already switched). */
-  async switchTo(modelName: string, next: ServingRecord): Promise<{ previousGroup: string | null }> {
+  async switchTo(
+    modelName: string,
+    next: ServingRecord,
+  ): Promise<{ previousGroup: string | null; previous: ServingRecord | null }> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const current = await this.get(modelName);
-      if (current?.groupName === next.groupName) return { previousGroup: null }; // retried activity
+      if (current?.groupName === next.groupName) return { previousGroup: null, previous: null }; // retried activity
       const entity = { partitionKey: modelName, rowKey: 'serving', body: JSON.stringify(next) };
       try {
         if (current) await this.table.updateEntity(entity, 'Replace', { etag: current.etag });
         else await this.table.createEntity(entity);
-        return { previousGroup: current?.groupName ?? null };
+        if (!current) return { previousGroup: null, previous: null };
+        const { etag: _etag, ...previous } = current;
+        return { previousGroup: current.groupName, previous };
       } catch (error) {
         const status = (error as { statusCode?: number }).statusCode;
         if (status === 409 || status === 412) continue;

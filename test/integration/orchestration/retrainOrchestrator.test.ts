@@ -122,7 +122,18 @@ function scriptedActivities(script: Script, c: ReturnType<typeof clock>) {
       script.healthy === false
         ? { healthy: false, endpoint: null, servingVersion: null, detail: 'connection refused' }
         : { healthy: true, endpoint: 'http://127.0.0.1:9', servingVersion: 'x', detail: 'ok' },
-    [ACTIVITY.switchServing]: () => ({ previousGroup: 'api-old' }),
+    [ACTIVITY.switchServing]: () => ({
+      previousGroup: 'api-old',
+      previous: {
+        groupName: 'api-old',
+        endpoint: null,
+        versionId: 'champ-1',
+        region: 'westeurope',
+        cpuCores: 1,
+        memoryGb: 1.5,
+        since: T0,
+      },
+    }),
     [ACTIVITY.retireModelApi]: () => null,
     [ACTIVITY.rollbackChampion]: () => ({ championVersionId: 'champ-1' }),
     [ACTIVITY.recordRun]: (input) => {

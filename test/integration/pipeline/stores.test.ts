@@ -129,9 +129,12 @@ describe('ServingStateStore', () => {
       memoryGb: 1.5,
       since: 'now',
     });
-    expect(await store.switchTo('vat-rate', rec('api-1'))).toEqual({ previousGroup: null });
-    expect(await store.switchTo('vat-rate', rec('api-2'))).toEqual({ previousGroup: 'api-1' });
-    expect(await store.switchTo('vat-rate', rec('api-2'))).toEqual({ previousGroup: null });
+    expect(await store.switchTo('vat-rate', rec('api-1'))).toEqual({ previousGroup: null, previous: null });
+    expect(await store.switchTo('vat-rate', rec('api-2'))).toMatchObject({
+      previousGroup: 'api-1',
+      previous: { versionId: 'api-1' },
+    });
+    expect(await store.switchTo('vat-rate', rec('api-2'))).toEqual({ previousGroup: null, previous: null });
     expect((await store.get('vat-rate'))?.groupName).toBe('api-2');
   });
 });
