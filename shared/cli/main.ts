@@ -14,6 +14,7 @@ function loadCommands(): Register[] {
     require('./commands/settings'),
     require('./commands/registry'),
     require('./commands/carbon'),
+    require('./commands/carbonBestWindow'),
   ];
   /* eslint-enable @typescript-eslint/no-require-imports */
   return modules.map((m) => m.register);

@@ -134,7 +134,7 @@ export const SETTINGS_SCHEMA = z.object({
     .describe('How long a small drop may wait for a green window.'),
   RETRAIN_NOW_DEADLINE_HOURS: positiveNumber
     .default(1)
-    .describe('Latest start after a big drop (the best allowed region within this hour).'),
+    .describe('After a big drop, training must finish within this many hours (best allowed region).'),
   TRAINING_WINDOW_BATCHES: positiveInt
     .default(8)
     .describe('How many recent accepted batches a retrain uses.'),

@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import type { Settings } from '../config';
+import { parseWith } from '../validation';
+
+/**
+ * Whether an evaluated batch asks for a retrain, and how urgently. Pure: the evaluation time is an
+ * input, so the same call replays identically inside a Durable orchestrator and in the benchmark.
+ *
+ * Deadlines are FINISH-BY instants (the job must have ended by then); the window search
+ * (windowChoice.ts) uses the same meaning.
+ */
+export type RetrainDecision =
+  | { kind: 'none'; reason: string; relativeDrop: number | null }
+  | { kind: 'retrainWhenGreen'; reason: string; relativeDrop: number; deadline: string }
+  | { kind: 'retrainNow'; reason: string; relativeDrop: number; deadline: string };
+
+export interface RetrainThresholds {
+  /** Relative drop (0.02 = 2 %) that asks for a retrain in a green window. */
+  smallDrop: number;
+  /** Relative drop that asks for a retrain now. */
+  bigDrop: number;
+  minRows: number;
+  greenDeadlineHours: number;
+  nowDeadlineHours: number;
+}
+
+export interface RetrainInput {
+  championBaselineAccuracy: number;
+  batchAccuracy: number;
+  rowsAccepted: number;
+  evaluatedAt: string;
+  /** The request still outstanding from earlier batches, if any. */
+  pending?: RetrainDecision;
+}
+
+const accuracy = z.number().min(0).max(1);
+const INPUT_SCHEMA = z.object({
+  championBaselineAccuracy: accuracy.refine((a) => a > 0, 'must be greater than 0'),
+  batchAccuracy: accuracy,
+  rowsAccepted: z.number().int().nonnegative(),
+  evaluatedAt: z.iso.datetime({ offset: true }),
+});
+const THRESHOLDS_SCHEMA = z
+  .object({
+    smallDrop: z.number().min(0).max(1),
+    bigDrop: z.number().min(0).max(1),
+    minRows: z.number().int().positive(),
+    greenDeadlineHours: z.number().positive(),
+    nowDeadlineHours: z.number().positive(),
+  })
+  .refine((t) => t.bigDrop > t.smallDrop, { message: 'bigDrop must exceed smallDrop', path: ['bigDrop'] });
+
+export function thresholdsFromSettings(settings: Settings): RetrainThresholds {
+  return {
+    smallDrop: settings.RETRAIN_SMALL_DROP,
+    bigDrop: settings.RETRAIN_BIG_DROP,
+    minRows: settings.RETRAIN_MIN_ROWS,
+    greenDeadlineHours: settings.RETRAIN_GREEN_DEADLINE_HOURS,
+    nowDeadlineHours: settings.RETRAIN_NOW_DEADLINE_HOURS,
+  };
+}
+
+/** Accuracies are ratios of counts; a drop that equals a threshold must not miss it by float rounding. */
+const THRESHOLD_EPSILON = 1e-12;
+
+const percent = (fraction: number): string => `${(fraction * 100).toFixed(2)} %`;
+
+function plusHours(iso: string, hours: number): string {
+  return new Date(Date.parse(iso) + hours * 3_600_000).toISOString();
+}
+
+function earlier(a: string, b: string): string {
+  return Date.parse(a) <= Date.parse(b) ? a : b;
+}
+
+/**
+ * Returns the request that should be outstanding after this batch:
+ * - too few rows, no drop, or a drop below `smallDrop`: nothing new (a pending request is kept as is,
+ *   since one noisy batch is no evidence the earlier drop went away);
+ * - `smallDrop` ≤ drop < `bigDrop`: retrain in a green window before `greenDeadlineHours`;
+ * - drop ≥ `bigDrop`: retrain now (deadline `nowDeadlineHours`), escalating a pending green request.
+ * Deadline-safe: a merged request never gets a later deadline than the pending one had, and a
+ * pending `retrainNow` is never downgraded.
+ */
+export function decideRetrain(input: RetrainInput, thresholds: RetrainThresholds): RetrainDecision {
+  const { pending, ...measured } = input;
+  const m = parseWith(INPUT_SCHEMA, measured, 'retrain decision input');
+  const t = parseWith(THRESHOLDS_SCHEMA, thresholds, 'retrain thresholds');
+  const fresh = judgeBatch(m, t);
+  const outstanding = pending && pending.kind !== 'none' ? pending : undefined;
+  if (!outstanding) return fresh;
+  if (fresh.kind === 'none') {
+    return { ...outstanding, reason: `${outstanding.reason}; kept (${fresh.reason})` };
+  }
+  const deadline = earlier(outstanding.deadline, fresh.deadline);
+  if (fresh.kind === 'retrainNow') {
+    const escalated = outstanding.kind === 'retrainWhenGreen' ? ' (escalates the pending green request)' : '';
+    return { ...fresh, deadline, reason: `${fresh.reason}${escalated}` };
+  }
+  // A small drop on top of a pending request: keep the stronger kind and the earlier deadline.
+  return {
+    kind: outstanding.kind,
+    relativeDrop: Math.max(outstanding.relativeDrop, fresh.relativeDrop),
+    deadline,
+    reason: `${fresh.reason}; merged with pending request (deadline ${deadline})`,
+  };
+}
+
+function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): RetrainDecision {
+  if (m.rowsAccepted < t.minRows) {
+    return {
+      kind: 'none',
+      relativeDrop: null,
+      reason: `too few rows to judge (${m.rowsAccepted} < ${t.minRows})`,
+    };
+  }
+  const relativeDrop = (m.championBaselineAccuracy - m.batchAccuracy) / m.championBaselineAccuracy;
+  const measured = `accuracy ${m.batchAccuracy.toFixed(4)} vs baseline ${m.championBaselineAccuracy.toFixed(4)}, drop ${percent(relativeDrop)}`;
+  if (relativeDrop >= t.bigDrop - THRESHOLD_EPSILON) {
+    return {
+      kind: 'retrainNow',
+      relativeDrop,
+      deadline: plusHours(m.evaluatedAt, t.nowDeadlineHours),
+      reason: `${measured} ≥ big drop ${percent(t.bigDrop)}`,
+    };
+  }
+  if (relativeDrop >= t.smallDrop - THRESHOLD_EPSILON) {
+    return {
+      kind: 'retrainWhenGreen',
+      relativeDrop,
+      deadline: plusHours(m.evaluatedAt, t.greenDeadlineHours),
+      reason: `${measured} ≥ small drop ${percent(t.smallDrop)}`,
+    };
+  }
+  return { kind: 'none', relativeDrop, reason: `${measured} < small drop ${percent(t.smallDrop)}` };
+}
