@@ -21,6 +21,8 @@ export interface PendingRetrain {
   request: RetrainRequest;
   state: PendingState;
   latestPlan: WindowPlan | null;
+  /** When the poller told the orchestration its window opened (so it is told only once). */
+  signalledAt?: string | null;
   updatedAt: string;
 }
 
@@ -33,6 +35,7 @@ const ROW_SCHEMA = z.object({
   request: RETRAIN_REQUEST_SCHEMA,
   state: z.enum(['waiting', 'training']),
   latestPlan: WINDOW_PLAN_SCHEMA.nullable(),
+  signalledAt: z.string().nullable().optional(),
   updatedAt: z.string(),
 });
 
@@ -130,6 +133,10 @@ export class PendingRetrainStore {
 
   async recordPlan(modelName: string, requestId: string, plan: WindowPlan, nowIso: string): Promise<void> {
     await this.update(modelName, requestId, (p) => ({ ...p, latestPlan: plan, updatedAt: nowIso }));
+  }
+
+  async markSignalled(modelName: string, requestId: string, nowIso: string): Promise<void> {
+    await this.update(modelName, requestId, (p) => ({ ...p, signalledAt: nowIso, updatedAt: nowIso }));
   }
 
   async markTraining(modelName: string, requestId: string, nowIso: string): Promise<void> {

@@ -1,0 +1,115 @@
+import { METRIC } from '../telemetry/telemetry';
+import { zoneForRegion } from '../carbon/provider';
+import { nextOccurrence, parseSchedule } from './ncrontab';
+import {
+  START_TRAINING_EVENT,
+  retrainInstanceId,
+  type OrchestrationTimings,
+  type StartTrainingEvent,
+} from './contracts';
+import type { PipelineContext } from './context';
+import { APP_TAG } from './context';
+import { candidateRegions, gatherRegionCarbon, planFromCarbon } from './planning';
+import { isActive, startRetrainSingleton, type OrchestrationClient } from './orchestrationClient';
+
+/**
+ * The timer-triggered carbon poller: records intensity and forecasts for every candidate region
+ * (the fallback chain caches them in Blob Storage), re-plans every waiting retrain with the fresh
+ * forecast and tells its orchestration when the window opens or the deadline forces a start,
+ * restarts orchestrations a crash left without one, and deletes container groups no live
+ * orchestration owns (a terminated run cannot clean up after itself).
+ */
+export interface PollSummary {
+  at: string;
+  readings: { region: string; zone: string; gramsPerKwh: number | null; source: string | null }[];
+  signalled: { modelName: string; reason: StartTrainingEvent['reason']; region: string; startAt: string }[];
+  restarted: string[];
+  orphansDeleted: string[];
+}
+
+export function orchestrationTimings(ctx: PipelineContext): OrchestrationTimings {
+  return {
+    containerPollSeconds: ctx.settings.CONTAINER_POLL_SECONDS,
+    trainingTimeoutMinutes: ctx.settings.TRAINING_TIMEOUT_MINUTES,
+    expectedTrainingMinutes: ctx.settings.TRAINING_EXPECTED_MINUTES,
+    healthCheckAttempts: 6,
+    healthCheckIntervalSeconds: 10,
+  };
+}
+
+export async function pollCarbon(
+  ctx: PipelineContext,
+  client: OrchestrationClient,
+  timings: OrchestrationTimings = orchestrationTimings(ctx),
+): Promise<PollSummary> {
+  const now = ctx.now();
+  const nowIso = now.toISOString();
+  const nextPollMs = nextOccurrence(parseSchedule(ctx.settings.CARBON_POLL_SCHEDULE), now).getTime();
+  const regions = candidateRegions(ctx);
+  const carbon = await gatherRegionCarbon(ctx, regions);
+  const readings = carbon.map((c) => {
+    const zone = zoneForRegion(ctx.carbon, c.region);
+    if (c.latestGramsPerKwh !== null) {
+      ctx.telemetry.metric(METRIC.carbonIntensity, c.latestGramsPerKwh, {
+        region: c.region,
+        zone,
+        provider: ctx.carbon.name,
+        source: c.forecast ? 'live-or-cache' : 'fallback',
+      });
+    }
+    return { region: c.region, zone, gramsPerKwh: c.latestGramsPerKwh, source: c.forecast?.quality ?? null };
+  });
+
+  const summary: PollSummary = { at: nowIso, readings, signalled: [], restarted: [], orphansDeleted: [] };
+  for (const pending of await ctx.pending.listWaiting()) {
+    const { request } = pending;
+    const instanceId = retrainInstanceId(request.modelName);
+    const status = await client.status(instanceId);
+    if (!status || !isActive(status.runtimeStatus)) {
+      // The request was stored but its orchestration never started (or died): start it again.
+      const outcome = await startRetrainSingleton(client, { request, timings, generation: 0 });
+      if (outcome === 'started') summary.restarted.push(request.modelName);
+      continue;
+    }
+    if (pending.signalledAt) continue;
+    const { plan } = planFromCarbon(ctx, request, nowIso, carbon);
+    await ctx.pending.recordPlan(request.modelName, request.requestId, plan, nowIso);
+    const opensBeforeNextPoll = Date.parse(plan.startAt) < nextPollMs;
+    if (plan.kind === 'startNow' || opensBeforeNextPoll) {
+      const reason: StartTrainingEvent['reason'] = plan.kind === 'startNow' ? 'deadline' : 'window-open';
+      await client.raiseEvent(instanceId, START_TRAINING_EVENT, {
+        reason,
+        plan,
+      } satisfies StartTrainingEvent);
+      await ctx.pending.markSignalled(request.modelName, request.requestId, nowIso);
+      summary.signalled.push({
+        modelName: request.modelName,
+        reason,
+        region: plan.region,
+        startAt: plan.startAt,
+      });
+      ctx.log(`signalled ${instanceId}: ${reason}, ${plan.region} at ${plan.startAt}`);
+    }
+  }
+  summary.orphansDeleted = await sweepOrphanContainers(ctx, client);
+  return summary;
+}
+
+/** Groups tagged by this app whose orchestration is no longer active and that are not serving. */
+export async function sweepOrphanContainers(
+  ctx: PipelineContext,
+  client: OrchestrationClient,
+): Promise<string[]> {
+  const serving = new Set((await ctx.serving.listAll()).map((s) => s.groupName));
+  const deleted: string[] = [];
+  for (const group of await ctx.launcher.list({ tags: { app: APP_TAG } })) {
+    if (serving.has(group.groupName)) continue;
+    const owner = group.tags.instanceId;
+    const status = owner ? await client.status(owner) : null;
+    if (status && isActive(status.runtimeStatus)) continue;
+    await ctx.launcher.delete(group.groupName);
+    deleted.push(group.groupName);
+    ctx.log(`deleted orphan container group ${group.groupName} (owner ${owner ?? 'unknown'} not running)`);
+  }
+  return deleted;
+}

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { parseWith } from '../validation';
+import { chooseWindow, type RegionCandidate, type WindowChoice } from '../policy/windowChoice';
+import { zoneForRegion } from '../carbon/provider';
+import { annualAverageFor } from '../carbon/annualAverage';
+import { findAzureRegion } from '../carbon/azureRegions';
+import type { Forecast } from '../carbon/types';
+import { RETRAIN_REQUEST_SCHEMA, type RetrainRequest, type WindowPlan } from './contracts';
+import type { PipelineContext } from './context';
+
+/**
+ * Turns a retrain request into a plan (region and start time) with the freshest carbon data the
+ * fallback chain has: live provider, else the cached forecast, else annual averages. The window
+ * choice itself is the pure policy in shared/policy/windowChoice.ts.
+ */
+export interface RegionCarbon {
+  region: string;
+  forecast: Forecast | null;
+  latestGramsPerKwh: number | null;
+}
+
+/** Forecast and latest reading of every candidate region, fetched in parallel; failures become nulls. */
+export async function gatherRegionCarbon(
+  ctx: PipelineContext,
+  regions: readonly string[],
+): Promise<RegionCarbon[]> {
+  return Promise.all(
+    regions.map(async (region) => {
+      const zone = zoneForRegion(ctx.carbon, region);
+      const [forecast, latest] = await Promise.all([
+        ctx.carbon.forecastWithTrail(zone, ctx.settings.CARBON_FORECAST_HOURS).catch(() => null),
+        ctx.carbon.latestWithTrail(zone).catch(() => null),
+      ]);
+      // An annual average spread over the horizon is not a forecast: windows need real variation.
+      const usableForecast =
+        forecast && forecast.servedBy !== 'annual-average' ? { ...forecast.value, region } : null;
+      return { region, forecast: usableForecast, latestGramsPerKwh: latest?.value.gramsPerKwh ?? null };
+    }),
+  );
+}
+
+export function candidateRegions(ctx: PipelineContext): string[] {
+  const regions = [...ctx.settings.ALLOWED_REGIONS];
+  if (!regions.includes(ctx.settings.HOME_REGION)) regions.push(ctx.settings.HOME_REGION);
+  return regions;
+}
+
+export function planFromCarbon(
+  ctx: PipelineContext,
+  request: RetrainRequest,
+  nowIso: string,
+  carbon: readonly RegionCarbon[],
+): { plan: WindowPlan; choice: WindowChoice } {
+  const candidates: RegionCandidate[] = carbon.map((c) => {
+    const info = findAzureRegion(c.region);
+    return {
+      region: c.region,
+      forecast: c.forecast,
+      latestGramsPerKwh: c.latestGramsPerKwh,
+      annualAverageGramsPerKwh: info ? annualAverageFor(info.zone, info).gramsPerKwh : null,
+    };
+  });
+  const deadlineMs = Math.max(Date.parse(request.deadline), Date.parse(nowIso));
+  const choice = chooseWindow({
+    candidates,
+    homeRegion: ctx.settings.HOME_REGION,
+    residency: ctx.settings.DATA_RESIDENCY,
+    allowedRegions: ctx.settings.ALLOWED_REGIONS,
+    durationMinutes: ctx.settings.TRAINING_EXPECTED_MINUTES,
+    earliestStart: nowIso,
+    deadline: new Date(deadlineMs).toISOString(),
+  });
+  const plan: WindowPlan = {
+    kind: choice.kind,
+    region: choice.region,
+    startAt: choice.startAt,
+    expectedGramsPerKwh: choice.expectedGramsPerKwh,
+    reason:
+      choice.kind === 'window'
+        ? `lowest expected intensity before the deadline${choice.clampedToHorizon ? ' (deadline beyond the forecast horizon)' : ''}`
+        : `start now: ${choice.reason} (ranked by ${choice.basis})`,
+    forecastQuality: choice.kind === 'window' ? choice.forecastQuality : null,
+    baselineGramsPerKwh: choice.saving?.baselineGramsPerKwh ?? null,
+  };
+  return { plan, choice };
+}
+
+const PLAN_INPUT = z.object({ request: RETRAIN_REQUEST_SCHEMA, nowIso: z.string() });
+
+/** The `planRetrain` activity. A `retrainNow` request plans within its (short) deadline. */
+export async function planRetrain(ctx: PipelineContext, raw: unknown): Promise<WindowPlan> {
+  const { request, nowIso } = parseWith(PLAN_INPUT, raw, 'planRetrain input');
+  const carbon = await gatherRegionCarbon(ctx, candidateRegions(ctx));
+  const effective =
+    request.kind === 'retrainNow'
+      ? {
+          ...request,
+          deadline: new Date(
+            Math.min(
+              Date.parse(request.deadline),
+              Date.parse(nowIso) + ctx.settings.RETRAIN_NOW_DEADLINE_HOURS * 3_600_000,
+            ),
+          ).toISOString(),
+        }
+      : request;
+  const { plan } = planFromCarbon(ctx, effective, nowIso, carbon);
+  await ctx.pending.recordPlan(request.modelName, request.requestId, plan, nowIso);
+  ctx.log(`plan for ${request.requestId}: ${plan.region} at ${plan.startAt} (${plan.reason})`);
+  return plan;
+}
