@@ -1,0 +1,484 @@
+import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { MetricsClient, type MetricsClientOptions } from '@azure/monitor-query-metrics';
+import { z } from 'zod';
+import { isGreenMlError, ProviderError, ValidationError } from '../errors';
+import { parseWith } from '../validation';
+import { ASSUMED_UTILISATION, type UsageInterval } from './energy';
+
+/**
+ * CPU and memory of one ACI container group for exactly its lifetime, from Azure Monitor's
+ * regional metrics batch endpoint (`@azure/monitor-query-metrics`, POST …/metrics:getBatch).
+ * `CpuUsage` is millicores summed over the group's cores, `MemoryUsage` bytes (notes
+ * energy-sci-aci.md §5). Query before deleting the group: the metrics are resolved through the resource.
+ *
+ * Honesty rules: a minute without data is a gap, never a zero; CPU time over gaps is extrapolated
+ * from the measured minutes and labelled so; a run shorter than one grain, or with no CPU data at
+ * all, falls back to CCF's 50 % utilisation and says why.
+ */
+export const ACI_METRIC_NAMESPACE = 'Microsoft.ContainerInstance/containerGroups';
+export const GRAIN = 'PT1M';
+const GRAIN_MS = 60_000;
+const PROVIDER = 'azure-monitor';
+
+export type MetricName = 'CpuUsage' | 'MemoryUsage';
+
+export interface MetricSample {
+  /** Start of the PT1M grain. */
+  readonly at: string;
+  /** Average over the grain, summed over the group's containers; null = no data. */
+  readonly cpuMillicores: number | null;
+  readonly memoryBytes: number | null;
+}
+
+export interface MetricGap {
+  readonly metric: MetricName;
+  readonly from: string;
+  readonly to: string;
+}
+
+export type ContainerUtilisation =
+  | { readonly source: 'measured'; readonly fraction: number }
+  | { readonly source: 'measured-with-gaps'; readonly fraction: number }
+  | {
+      readonly source: 'assumed-50%';
+      readonly fraction: number;
+      readonly reason: 'shorter-than-grain' | 'no-cpu-data';
+    };
+
+export interface ContainerMetrics {
+  readonly resourceId: string;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  readonly grain: typeof GRAIN;
+  readonly samples: MetricSample[];
+  readonly gaps: MetricGap[];
+  /** CPU time over the whole lifetime: measured, extrapolated over gaps, or assumed (see `utilisation`). */
+  readonly cpuSeconds: number;
+  /** CPU time in the minutes that had data; null when utilisation is assumed. */
+  readonly measuredCpuSeconds: number | null;
+  readonly peakMemoryBytes: number | null;
+  /** Share of the lifetime's minutes with CPU data, 0..1. */
+  readonly coverage: number;
+  readonly utilisation: ContainerUtilisation;
+}
+
+export interface ContainerMetricsQuery {
+  /** ARM id of the container group (`/subscriptions/…/containerGroups/<name>`). */
+  readonly resourceId: string;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  /** vCPUs requested, the denominator of utilisation. */
+  readonly vcpus: number;
+}
+
+const QUERY_SCHEMA = z
+  .object({
+    resourceId: z
+      .string()
+      .regex(
+        /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ContainerInstance\/containerGroups\/[^/]+$/i,
+        'must be a container group resource id',
+      ),
+    startedAt: z.iso.datetime({ offset: true }),
+    endedAt: z.iso.datetime({ offset: true }),
+    vcpus: z.number().finite().positive(),
+  })
+  .refine((q) => Date.parse(q.endedAt) >= Date.parse(q.startedAt), {
+    path: ['endedAt'],
+    message: 'is before startedAt',
+  });
+
+// The SDK's deserialised result; validated because it is a passthrough of the service's JSON.
+const METRIC_VALUE_SCHEMA = z.object({
+  timeStamp: z.date(),
+  average: z.number().finite().nullish(),
+  maximum: z.number().finite().nullish(),
+});
+const METRIC_SCHEMA = z.object({
+  id: z.string().nullish(),
+  name: z.string(),
+  unit: z.string().nullish(),
+  errorCode: z.string().nullish(),
+  errorMessage: z.string().nullish(),
+  timeseries: z.array(z.object({ data: z.array(METRIC_VALUE_SCHEMA).nullish() })),
+});
+const RESULTS_SCHEMA = z.array(
+  z.object({
+    resourceId: z.string().nullish(),
+    metrics: z.array(METRIC_SCHEMA),
+  }),
+);
+type ParsedMetric = z.output<typeof METRIC_SCHEMA>;
+
+const REST_ERROR_SCHEMA = z.object({
+  name: z.literal('RestError'),
+  message: z.string(),
+  statusCode: z.number().int().optional(),
+  code: z.string().optional(),
+});
+
+export interface AzureMonitorMetricsOptions {
+  /** Regional data-plane endpoint, e.g. https://westeurope.metrics.monitor.azure.com. */
+  readonly endpoint: string;
+  /** Defaults to DefaultAzureCredential (managed identity on Azure). */
+  readonly credential?: TokenCredential;
+  readonly managedIdentityClientId?: string;
+  readonly audience?: string;
+  readonly timeoutMs?: number;
+  readonly maxRetries?: number;
+  readonly retryDelayMs?: number;
+  /** Extra CA to trust (replaces the public roots): only for a loopback endpoint in tests. */
+  readonly trustedCaPem?: string;
+}
+
+/** `METRICS_ENDPOINT` if set, else the region's public endpoint. */
+export function metricsEndpointFor(region: string, override?: string): string {
+  if (override) return override.replace(/\/+$/, '');
+  if (!/^[a-z0-9]+$/.test(region)) {
+    throw new ValidationError(`Invalid region ${JSON.stringify(region)} for the metrics endpoint`, [
+      { path: 'region', message: 'lowercase Azure region name' },
+    ]);
+  }
+  return `https://${region}.metrics.monitor.azure.com`;
+}
+
+export class AzureMonitorMetrics {
+  private readonly client: MetricsClient;
+  private readonly timeoutMs: number;
+
+  constructor(options: AzureMonitorMetricsOptions) {
+    const credential =
+      options.credential ??
+      new DefaultAzureCredential(
+        options.managedIdentityClientId ? { managedIdentityClientId: options.managedIdentityClientId } : {},
+      );
+    const clientOptions: MetricsClientOptions = {
+      ...(options.audience ? { audience: options.audience } : {}),
+      retryOptions: { maxRetries: options.maxRetries ?? 3, retryDelayInMs: options.retryDelayMs ?? 1000 },
+      ...(options.trustedCaPem ? { tlsOptions: { ca: options.trustedCaPem } } : {}),
+    };
+    this.client = new MetricsClient(options.endpoint.replace(/\/+$/, ''), credential, clientOptions);
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** Per-minute CPU and memory of a container group between `startedAt` and `endedAt`. */
+  async containerUsage(query: ContainerMetricsQuery): Promise<ContainerMetrics> {
+    const q = parseWith(QUERY_SCHEMA, query, 'container metrics query');
+    const window = grainWindow(q.startedAt, q.endedAt);
+    if (window.minutes === 0) return summarise(q, window, new Map());
+    const raw = await this.withTimeout(
+      this.client.queryResources([q.resourceId], ['CpuUsage', 'MemoryUsage'], ACI_METRIC_NAMESPACE, {
+        startTime: new Date(window.firstMs),
+        endTime: new Date(window.firstMs + window.minutes * GRAIN_MS),
+        interval: GRAIN,
+        aggregation: 'Average,Maximum',
+      }),
+    );
+    let results: z.output<typeof RESULTS_SCHEMA>;
+    try {
+      results = parseWith(RESULTS_SCHEMA, raw, 'Azure Monitor metrics response');
+    } catch (cause) {
+      throw new ProviderError('PROVIDER_RESPONSE_INVALID', describe(cause), PROVIDER, { cause });
+    }
+    const mine = results.find((r) => r.resourceId?.toLowerCase() === q.resourceId.toLowerCase());
+    if (!mine) {
+      throw new ProviderError(
+        'PROVIDER_RESPONSE_INVALID',
+        `Azure Monitor answered without the queried resource ${q.resourceId}`,
+        PROVIDER,
+      );
+    }
+    const byName = new Map<MetricName, ParsedMetric>();
+    for (const metric of mine.metrics) {
+      const name = metricNameOf(metric);
+      if (!name) continue;
+      if (metric.errorCode && metric.errorCode !== 'Success') {
+        throw new ProviderError(
+          'NO_DATA',
+          `Azure Monitor returned ${metric.errorCode} for ${name}: ${metric.errorMessage ?? 'no message'}`,
+          PROVIDER,
+          { details: { metric: name, errorCode: metric.errorCode } },
+        );
+      }
+      byName.set(name, metric);
+    }
+    return summarise(q, window, byName);
+  }
+
+  private async withTimeout<T>(promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ProviderError(
+              'TIMEOUT',
+              `Azure Monitor did not answer within ${this.timeoutMs} ms`,
+              PROVIDER,
+              {
+                retryable: true,
+              },
+            ),
+          ),
+        this.timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([promise, timeout]);
+    } catch (error) {
+      throw toProviderError(error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function toProviderError(error: unknown): Error {
+  if (isGreenMlError(error)) return error;
+  const rest = REST_ERROR_SCHEMA.safeParse(error);
+  if (rest.success) {
+    const status = rest.data.statusCode;
+    if (status === 401 || status === 403) {
+      return new ProviderError(
+        'PROVIDER_UNAUTHORIZED',
+        `Azure Monitor refused the credential (${status}); the identity needs Monitoring Reader on the container group`,
+        PROVIDER,
+        { statusCode: status, cause: error },
+      );
+    }
+    const retryable = status === undefined || status === 429 || status >= 500;
+    return new ProviderError(
+      'PROVIDER_HTTP',
+      `Azure Monitor metrics request failed${status ? ` with ${status}` : ''}: ${rest.data.message}`,
+      PROVIDER,
+      { statusCode: status, retryable, cause: error },
+    );
+  }
+  // The SDK's deserialiser throws TypeErrors on bodies without the expected arrays.
+  if (error instanceof TypeError || error instanceof SyntaxError) {
+    return new ProviderError(
+      'PROVIDER_RESPONSE_INVALID',
+      `Azure Monitor metrics response unreadable: ${error.message}`,
+      PROVIDER,
+      { cause: error },
+    );
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** The SDK flattens `name` to the localised value ("CPU Usage"); the id ends with the REST name. */
+function metricNameOf(metric: ParsedMetric): MetricName | undefined {
+  const normalise = (s: string): string => s.replace(/[^a-z0-9]/gi, '').toLowerCase();
+  const candidates = [metric.name, metric.id?.split('/').pop() ?? ''].map(normalise);
+  if (candidates.includes('cpuusage')) return 'CpuUsage';
+  if (candidates.includes('memoryusage')) return 'MemoryUsage';
+  return undefined;
+}
+
+interface GrainWindow {
+  firstMs: number;
+  minutes: number;
+  startMs: number;
+  endMs: number;
+}
+
+function grainWindow(startedAt: string, endedAt: string): GrainWindow {
+  const startMs = Date.parse(startedAt);
+  const endMs = Date.parse(endedAt);
+  const firstMs = Math.floor(startMs / GRAIN_MS) * GRAIN_MS;
+  const minutes = endMs > startMs ? Math.ceil((endMs - firstMs) / GRAIN_MS) : 0;
+  return { firstMs, minutes, startMs, endMs };
+}
+
+/** Per-grain sums over the metric's time series (one per container); null where none had data. */
+function perGrain(
+  metric: ParsedMetric | undefined,
+  window: GrainWindow,
+  field: 'average' | 'maximum',
+): (number | null)[] {
+  const out: (number | null)[] = new Array<number | null>(window.minutes).fill(null);
+  for (const series of metric?.timeseries ?? []) {
+    for (const point of series.data ?? []) {
+      const value = point[field];
+      if (value === null || value === undefined) continue;
+      const index = Math.floor((point.timeStamp.getTime() - window.firstMs) / GRAIN_MS);
+      if (index < 0 || index >= window.minutes) continue;
+      out[index] = (out[index] ?? 0) + value;
+    }
+  }
+  return out;
+}
+
+function gapsOf(metric: MetricName, values: readonly (number | null)[], window: GrainWindow): MetricGap[] {
+  const gaps: MetricGap[] = [];
+  let openIndex: number | null = null;
+  const close = (endIndex: number): void => {
+    if (openIndex === null) return;
+    const from = Math.max(window.firstMs + openIndex * GRAIN_MS, window.startMs);
+    const to = Math.min(window.firstMs + endIndex * GRAIN_MS, window.endMs);
+    gaps.push({ metric, from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+    openIndex = null;
+  };
+  values.forEach((v, i) => {
+    if (v === null && openIndex === null) openIndex = i;
+    if (v !== null) close(i);
+  });
+  close(values.length);
+  return gaps;
+}
+
+function overlapSeconds(window: GrainWindow, index: number): number {
+  const from = Math.max(window.firstMs + index * GRAIN_MS, window.startMs);
+  const to = Math.min(window.firstMs + (index + 1) * GRAIN_MS, window.endMs);
+  return Math.max(0, to - from) / 1000;
+}
+
+function summarise(
+  q: z.output<typeof QUERY_SCHEMA>,
+  window: GrainWindow,
+  metrics: ReadonlyMap<MetricName, ParsedMetric>,
+): ContainerMetrics {
+  const cpu = perGrain(metrics.get('CpuUsage'), window, 'average');
+  const memory = perGrain(metrics.get('MemoryUsage'), window, 'average');
+  const memoryMax = perGrain(metrics.get('MemoryUsage'), window, 'maximum');
+  const samples: MetricSample[] = cpu.map((c, i) => ({
+    at: new Date(window.firstMs + i * GRAIN_MS).toISOString(),
+    cpuMillicores: c,
+    memoryBytes: memory[i],
+  }));
+  const peaks = memoryMax.map((m, i) => m ?? memory[i]).filter((m): m is number => m !== null);
+  const peakMemoryBytes = peaks.length > 0 ? Math.max(...peaks) : null;
+  const lifetimeSeconds = (window.endMs - window.startMs) / 1000;
+
+  let measuredCpuSeconds = 0;
+  let coveredSeconds = 0;
+  cpu.forEach((c, i) => {
+    if (c === null) return;
+    const seconds = overlapSeconds(window, i);
+    measuredCpuSeconds += (c / 1000) * seconds;
+    coveredSeconds += seconds;
+  });
+  const minutesWithCpu = cpu.filter((c) => c !== null).length;
+  const coverage = window.minutes > 0 ? minutesWithCpu / window.minutes : 0;
+  const base: Omit<ContainerMetrics, 'cpuSeconds' | 'measuredCpuSeconds' | 'utilisation'> = {
+    resourceId: q.resourceId,
+    startedAt: q.startedAt,
+    endedAt: q.endedAt,
+    grain: GRAIN,
+    samples,
+    gaps: [...gapsOf('CpuUsage', cpu, window), ...gapsOf('MemoryUsage', memory, window)],
+    peakMemoryBytes,
+    coverage,
+  };
+  const assumed = (reason: 'shorter-than-grain' | 'no-cpu-data'): ContainerMetrics => ({
+    ...base,
+    cpuSeconds: ASSUMED_UTILISATION * q.vcpus * lifetimeSeconds,
+    measuredCpuSeconds: null,
+    utilisation: { source: 'assumed-50%', fraction: ASSUMED_UTILISATION, reason },
+  });
+  if (lifetimeSeconds < GRAIN_MS / 1000) return assumed('shorter-than-grain');
+  if (coveredSeconds === 0) return assumed('no-cpu-data');
+  const fraction = Math.min(1, measuredCpuSeconds / (q.vcpus * coveredSeconds));
+  if (minutesWithCpu === window.minutes) {
+    return {
+      ...base,
+      cpuSeconds: measuredCpuSeconds,
+      measuredCpuSeconds,
+      utilisation: { source: 'measured', fraction },
+    };
+  }
+  // Gaps take the mean rate of the measured minutes: zero would make missing data look green.
+  return {
+    ...base,
+    cpuSeconds: measuredCpuSeconds * (lifetimeSeconds / coveredSeconds),
+    measuredCpuSeconds,
+    utilisation: { source: 'measured-with-gaps', fraction },
+  };
+}
+
+/** The samples as energy intervals clipped to the lifetime (null CPU = gap), for Σ E_t · I_t. */
+export function usageIntervalsOf(metrics: ContainerMetrics): UsageInterval[] {
+  const window = grainWindow(metrics.startedAt, metrics.endedAt);
+  const assumed = metrics.utilisation.source === 'assumed-50%';
+  return metrics.samples.map((s, i) => {
+    const seconds = overlapSeconds(window, i);
+    const startsAt = new Date(Math.max(Date.parse(s.at), window.startMs)).toISOString();
+    return {
+      startsAt,
+      seconds,
+      cpuSeconds: assumed || s.cpuMillicores === null ? null : (s.cpuMillicores / 1000) * seconds,
+    };
+  });
+}
+
+export function containerGroupResourceId(
+  subscriptionId: string,
+  resourceGroup: string,
+  groupName: string,
+): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.ContainerInstance/containerGroups/${groupName}`;
+}
+
+/** What `collectContainerUsage` needs from Azure Monitor: measured figures, or null where nothing was measured. */
+export interface MeasuredContainerUsage {
+  readonly cpuSeconds: number | null;
+  readonly peakMemoryBytes: number | null;
+  readonly metrics: ContainerMetrics;
+}
+
+/**
+ * Reads a finished ACI group's usage from Azure Monitor in the group's own region (the batch
+ * endpoint only answers for resources in its region), with the Function App's identity
+ * (`DataStorage__clientId`, which needs Monitoring Reader on the resource group). `cpuSeconds` is
+ * null when utilisation had to be assumed, so the stage is recorded as `assumed`, not as measured.
+ */
+export function azureMonitorUsageReader(
+  settings: {
+    AZURE_SUBSCRIPTION_ID?: string;
+    ACI_RESOURCE_GROUP?: string;
+    METRICS_ENDPOINT?: string;
+    DataStorage__clientId?: string;
+  },
+  options: Omit<AzureMonitorMetricsOptions, 'endpoint'> = {},
+): (input: {
+  groupName: string;
+  region: string;
+  cpuCores: number;
+  launchedAt: string;
+  endedAt: string;
+}) => Promise<MeasuredContainerUsage> {
+  const { AZURE_SUBSCRIPTION_ID: subscriptionId, ACI_RESOURCE_GROUP: resourceGroup } = settings;
+  if (!subscriptionId || !resourceGroup) {
+    throw new ValidationError('Azure Monitor usage needs AZURE_SUBSCRIPTION_ID and ACI_RESOURCE_GROUP', [
+      { path: subscriptionId ? 'ACI_RESOURCE_GROUP' : 'AZURE_SUBSCRIPTION_ID', message: 'required' },
+    ]);
+  }
+  const clients = new Map<string, AzureMonitorMetrics>();
+  return async (input) => {
+    const endpoint = metricsEndpointFor(input.region, settings.METRICS_ENDPOINT);
+    let client = clients.get(endpoint);
+    if (!client) {
+      client = new AzureMonitorMetrics({
+        managedIdentityClientId: settings.DataStorage__clientId,
+        ...options,
+        endpoint,
+      });
+      clients.set(endpoint, client);
+    }
+    const metrics = await client.containerUsage({
+      resourceId: containerGroupResourceId(subscriptionId, resourceGroup, input.groupName),
+      startedAt: input.launchedAt,
+      endedAt: input.endedAt,
+      vcpus: input.cpuCores,
+    });
+    return {
+      cpuSeconds: metrics.utilisation.source === 'assumed-50%' ? null : metrics.cpuSeconds,
+      peakMemoryBytes: metrics.peakMemoryBytes,
+      metrics,
+    };
+  };
+}
