@@ -14,7 +14,11 @@ function loadCommands(): Register[] {
     require('./commands/settings'),
     require('./commands/registry'),
     require('./commands/carbon'),
+    require('./commands/generate'),
+    require('./commands/report'),
     require('./commands/carbonBestWindow'),
+    require('./commands/train'),
+    require('./commands/evaluate'),
   ];
   /* eslint-enable @typescript-eslint/no-require-imports */
   return modules.map((m) => m.register);

@@ -7,7 +7,8 @@ const currencies = new Set(Intl.supportedValuesOf('currency'));
 export const countryCode = z
   .string()
   .regex(/^[A-Z]{2}$/, 'expected an ISO 3166 alpha-2 country code')
-  .refine((c) => regionNames.of(c) !== undefined, 'unknown ISO 3166 country code');
+  // zod runs this even when the regex failed, and DisplayNames.of throws RangeError on malformed codes.
+  .refine((c) => !/^[A-Z]{2}$/.test(c) || regionNames.of(c) !== undefined, 'unknown ISO 3166 country code');
 
 /** ISO 4217, checked against ICU's currency list. */
 export const currencyCode = z
