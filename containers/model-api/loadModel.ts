@@ -1,0 +1,37 @@
+import { ModelInvalidError, NotFoundError } from '../../shared/errors';
+import { deserializeModel } from '../../shared/model/artifact';
+import type { ModelRegistry } from '../../shared/registry';
+import type { ServingModel } from './server';
+
+/** Which version to serve: the one the orchestrator pinned, or whatever is champion at start. */
+export type ModelChoice = { kind: 'pinned'; versionId: string } | { kind: 'champion' };
+
+/**
+ * Downloads and checks the version to serve. The artifact carries its own copy of the metadata;
+ * the two must name the same version, so a blob copied under the wrong id is refused rather than
+ * served under a name it does not have.
+ */
+export async function loadServingModel(
+  registry: ModelRegistry,
+  modelName: string,
+  choice: ModelChoice,
+): Promise<ServingModel> {
+  let versionId: string;
+  if (choice.kind === 'pinned') {
+    versionId = choice.versionId;
+  } else {
+    const champion = await registry.getChampion(modelName);
+    if (!champion) {
+      throw new NotFoundError(`${modelName} has no champion yet; set MODEL_VERSION to serve a version`);
+    }
+    versionId = champion.pointer.versionId;
+  }
+  const metadata = await registry.getVersionMetadata(modelName, versionId);
+  const model = deserializeModel(await registry.downloadArtifact(modelName, versionId));
+  if (model.metadata.modelName !== modelName || model.metadata.versionId !== versionId) {
+    throw new ModelInvalidError(
+      `Artifact stored as ${modelName}/${versionId} says it is ${model.metadata.modelName}/${model.metadata.versionId}`,
+    );
+  }
+  return { model, metadata };
+}
