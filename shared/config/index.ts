@@ -197,6 +197,13 @@ export const SETTINGS_SCHEMA = z.object({
   CONTAINER_POLL_SECONDS: positiveInt
     .default(30)
     .describe('How often the orchestrator checks a running container.'),
+  HEALTH_CHECK_ATTEMPTS: positiveInt
+    .max(60)
+    .default(6)
+    .describe('Health checks of a new model API before the rollout is abandoned.'),
+  HEALTH_CHECK_INTERVAL_SECONDS: positiveNumber
+    .default(10)
+    .describe('Seconds between health checks of a new model API.'),
   TRAINING_TIMEOUT_MINUTES: positiveInt
     .default(90)
     .describe('Training is stopped and failed after this long.'),

@@ -32,8 +32,8 @@ export function orchestrationTimings(ctx: PipelineContext): OrchestrationTimings
     containerPollSeconds: ctx.settings.CONTAINER_POLL_SECONDS,
     trainingTimeoutMinutes: ctx.settings.TRAINING_TIMEOUT_MINUTES,
     expectedTrainingMinutes: ctx.settings.TRAINING_EXPECTED_MINUTES,
-    healthCheckAttempts: 6,
-    healthCheckIntervalSeconds: 10,
+    healthCheckAttempts: ctx.settings.HEALTH_CHECK_ATTEMPTS,
+    healthCheckIntervalSeconds: ctx.settings.HEALTH_CHECK_INTERVAL_SECONDS,
   };
 }
 

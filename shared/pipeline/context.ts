@@ -5,6 +5,7 @@ import type { ContainerLauncher } from '../containers/launcher';
 import type { FallbackChain } from '../carbon/fallbackChain';
 import type { ReadingCache } from '../carbon/readingCache';
 import type { Telemetry } from '../telemetry/telemetry';
+import type { RunRecordStore } from '../sci/runRecords';
 import type { InvoiceStore, ProcessedBatchLedger } from './invoiceStore';
 import type { PendingRetrainStore } from './pendingRetrains';
 import type { ServingStateStore } from './servingState';
@@ -24,6 +25,7 @@ export interface PipelineContext {
   readonly pending: PendingRetrainStore;
   readonly serving: ServingStateStore;
   readonly evaluations: EvaluationRecordStore;
+  readonly runRecords: RunRecordStore;
   readonly launcher: ContainerLauncher;
   readonly carbon: FallbackChain;
   readonly readings: ReadingCache;

@@ -54,9 +54,13 @@ function azuriteScript(service: 'blob' | 'table'): string {
  * phones home and can stall shutdown in a closed network); the API-version check is off so the
  * SDK's newer x-ms-version is accepted.
  */
-export async function startAzurite(options: { extentMemoryLimitMb?: number } = {}): Promise<RunningAzurite> {
+export async function startAzurite(
+  options: { extentMemoryLimitMb?: number; location?: string } = {},
+): Promise<RunningAzurite> {
   const [blobPort, tablePort] = [await freeLoopbackPort(), await freeLoopbackPort()];
-  const common = ['--inMemoryPersistence', '--skipApiVersionCheck', '--disableTelemetry', '--silent'];
+  // On disk when a location is given (the local driver resumes orchestrations after a restart).
+  const persistence = options.location ? ['--location', options.location] : ['--inMemoryPersistence'];
+  const common = [...persistence, '--skipApiVersionCheck', '--disableTelemetry', '--silent'];
   const blob = spawn(
     process.execPath,
     [
@@ -65,8 +69,7 @@ export async function startAzurite(options: { extentMemoryLimitMb?: number } = {
       '127.0.0.1',
       '--blobPort',
       String(blobPort),
-      '--extentMemoryLimit',
-      String(options.extentMemoryLimitMb ?? 2048),
+      ...(options.location ? [] : ['--extentMemoryLimit', String(options.extentMemoryLimitMb ?? 2048)]),
       ...common,
     ],
     { stdio: 'ignore' },

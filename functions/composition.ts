@@ -1,0 +1,98 @@
+import { loadSettings, type Settings } from '../shared/config';
+import { createStorageClients } from '../shared/storage/clients';
+import { ModelRegistry } from '../shared/registry';
+import { createContainerLauncher, type LauncherDeps } from '../shared/containers/createLauncher';
+import type { ContainerLauncher } from '../shared/containers/launcher';
+import { createCarbonChain, type CarbonProviderDeps } from '../shared/carbon/factory';
+import { ReadingCache } from '../shared/carbon/readingCache';
+import { RunRecordStore } from '../shared/sci/runRecords';
+import { createTelemetry, type Telemetry } from '../shared/telemetry/telemetry';
+import { InvoiceStore, ProcessedBatchLedger } from '../shared/pipeline/invoiceStore';
+import { PendingRetrainStore } from '../shared/pipeline/pendingRetrains';
+import { ServingStateStore } from '../shared/pipeline/servingState';
+import { EvaluationRecordStore } from '../shared/pipeline/evaluationRecords';
+import type { PipelineContext } from '../shared/pipeline/context';
+
+/**
+ * Builds the pipeline's services from settings, once per process. The Functions app calls it with
+ * the real clock; the local driver passes its virtual clock, the local launcher and a recording
+ * telemetry sink. Containers and tables are created here (idempotently), not on every invocation.
+ */
+export interface CompositionOptions {
+  now?: () => Date;
+  launcher?: ContainerLauncher;
+  launcherDeps?: LauncherDeps;
+  carbonDeps?: CarbonProviderDeps;
+  telemetry?: Telemetry;
+  log?: (message: string) => void;
+}
+
+export const TABLES = {
+  pending: 'pendingretrains',
+  serving: 'serving',
+  evaluations: 'evaluations',
+  ledger: 'processedbatches',
+  runs: 'runrecords',
+  daily: 'rundaily',
+} as const;
+
+export async function composePipeline(
+  settings: Settings,
+  options: CompositionOptions = {},
+): Promise<PipelineContext> {
+  const now = options.now ?? (() => new Date());
+  const storage = createStorageClients(settings);
+  const registry = new ModelRegistry(storage.blobs);
+  const invoices = new InvoiceStore(storage.blobs);
+  const readings = ReadingCache.fromService(storage.blobs, now);
+  const ledger = new ProcessedBatchLedger(storage.table(TABLES.ledger));
+  const pending = new PendingRetrainStore(storage.table(TABLES.pending));
+  const serving = new ServingStateStore(storage.table(TABLES.serving));
+  const evaluations = new EvaluationRecordStore(storage.table(TABLES.evaluations));
+  const runRecords = RunRecordStore.fromStorage(storage, { runs: TABLES.runs, daily: TABLES.daily });
+  await Promise.all([
+    registry.ensureContainer(),
+    invoices.ensureContainer(),
+    ledger.ensureTable(),
+    pending.ensureTable(),
+    serving.ensureTable(),
+    evaluations.ensureTable(),
+    runRecords.ensureTables(),
+  ]);
+  const log = options.log ?? ((message: string) => console.log(message));
+  return {
+    settings,
+    storage,
+    registry,
+    invoices,
+    ledger,
+    pending,
+    serving,
+    evaluations,
+    runRecords,
+    readings,
+    launcher: options.launcher ?? createContainerLauncher(settings, options.launcherDeps),
+    carbon: createCarbonChain(settings, {
+      ...options.carbonDeps,
+      now,
+      cache: readings,
+      onFailure: (f) => log(`carbon: ${f.link} failed for ${f.zone}: ${f.code} ${f.message}`),
+    }),
+    telemetry: options.telemetry ?? createTelemetry(settings.APPLICATIONINSIGHTS_CONNECTION_STRING),
+    now,
+    log,
+  };
+}
+
+let shared: Promise<PipelineContext> | null = null;
+
+/** The Functions worker's context, built on first use from the app settings. */
+export function pipelineContext(): Promise<PipelineContext> {
+  if (!shared) {
+    shared = composePipeline(loadSettings(process.env));
+    shared.catch(() => {
+      shared = null;
+    });
+  }
+  return shared;
+}

@@ -1,0 +1,136 @@
+import { LocalDurableRuntime } from './durableRuntime';
+import { TableDurableStore } from './durableStore';
+import { localOrchestrationClient } from './localOrchestrationClient';
+import type { VirtualClock } from './virtualClock';
+import { retrainOrchestrator } from '../orchestration/retrainOrchestrator';
+import { activityHandlers } from '../activities';
+import { ORCHESTRATION_NAME } from '../../shared/pipeline/contracts';
+import type { PipelineContext } from '../../shared/pipeline/context';
+import { pollCarbon, type PollSummary } from '../../shared/pipeline/carbonPolling';
+import { processIncomingBatch, type BatchOutcome } from '../../shared/pipeline/batchEvaluation';
+import { nextOccurrence, parseSchedule } from '../../shared/pipeline/ncrontab';
+import type { OrchestrationClient } from '../../shared/pipeline/orchestrationClient';
+import { measureInvocation } from '../../shared/sci/processUsage';
+import { METRIC } from '../../shared/telemetry/telemetry';
+
+/**
+ * Plays the Functions host's part for `npm start` and the end-to-end test: fires the carbon
+ * poller on its NCRONTAB schedule, delivers a blob event for every new upload under
+ * invoices/incoming/ (as Event Grid would), and runs orchestrations through the real
+ * durable-functions replay with history in Table Storage. It calls the same services the
+ * registered functions call; only the trigger plumbing is local.
+ */
+export interface LocalHostEvents {
+  onPoll?(summary: PollSummary): void;
+  onBatch?(outcome: BatchOutcome): void;
+}
+
+export class LocalHost {
+  readonly runtime: LocalDurableRuntime;
+  readonly client: OrchestrationClient;
+  private nextPollAt: Date;
+  private readonly schedule;
+
+  private constructor(
+    readonly ctx: PipelineContext,
+    private readonly clock: VirtualClock,
+    runtime: LocalDurableRuntime,
+    private readonly events: LocalHostEvents,
+  ) {
+    this.runtime = runtime;
+    this.client = localOrchestrationClient(runtime);
+    this.schedule = parseSchedule(ctx.settings.CARBON_POLL_SCHEDULE);
+    this.nextPollAt = nextOccurrence(this.schedule, clock.now());
+  }
+
+  static async create(
+    ctx: PipelineContext,
+    clock: VirtualClock,
+    events: LocalHostEvents = {},
+  ): Promise<LocalHost> {
+    const store = await TableDurableStore.create(
+      ctx.storage.tables,
+      ctx.storage.table,
+      ctx.settings.TASKHUB_NAME,
+    );
+    const activities = activityHandlers(async () => ctx);
+    const runtime = new LocalDurableRuntime({
+      store,
+      now: clock.now,
+      orchestrations: { [ORCHESTRATION_NAME]: retrainOrchestrator },
+      activities,
+      log: ctx.log,
+    });
+    return new LocalHost(ctx, clock, runtime, events);
+  }
+
+  /** Delivers a blob event for every batch waiting in incoming/ (Event Grid's part). */
+  async deliverBlobEvents(): Promise<BatchOutcome[]> {
+    const outcomes: BatchOutcome[] = [];
+    for (const name of await this.ctx.invoices.listIncoming()) {
+      const run = await measureInvocation(() => processIncomingBatch(this.ctx, this.client, name));
+      this.ctx.telemetry.metric(METRIC.functionCpuSeconds, run.cpuSeconds, {
+        function: 'invoiceBatchEvaluator',
+      });
+      outcomes.push(run.result);
+      this.events.onBatch?.(run.result);
+    }
+    return outcomes;
+  }
+
+  async pollIfDue(): Promise<PollSummary | null> {
+    if (this.clock.now() < this.nextPollAt) return null;
+    const run = await measureInvocation(() => pollCarbon(this.ctx, this.client));
+    this.ctx.telemetry.metric(METRIC.functionCpuSeconds, run.cpuSeconds, { function: 'carbonPoller' });
+    this.nextPollAt = nextOccurrence(this.schedule, this.clock.now());
+    this.events.onPoll?.(run.result);
+    return run.result;
+  }
+
+  get nextPoll(): Date {
+    return this.nextPollAt;
+  }
+
+  /**
+   * True while a container is doing real work (training, or a new model API starting): virtual
+   * time must then follow the wall clock, or timeouts would fire before the job could finish.
+   */
+  async realWorkInProgress(): Promise<boolean> {
+    const serving = new Set((await this.ctx.serving.listAll()).map((s) => s.groupName));
+    const groups = await this.ctx.launcher.list();
+    return groups.some((g) => (g.state === 'running' || g.state === 'pending') && !serving.has(g.groupName));
+  }
+
+  /** Whether any orchestration or retrain request is still open. */
+  async busy(): Promise<boolean> {
+    if ((await this.runtime.nextDueAt()) !== null) return true;
+    const pending = await this.ctx.pending.get(this.ctx.settings.MODEL_NAME);
+    return pending !== null;
+  }
+
+  /**
+   * Advances until `until` (or until idle when `until` is null and `stopWhenIdle` holds), running
+   * every trigger that falls due on the way. Returns when the target time is reached.
+   */
+  async runUntil(until: Date, options: { realTimeStepMs?: number } = {}): Promise<void> {
+    const step = options.realTimeStepMs ?? 200;
+    for (;;) {
+      await this.runtime.runDue();
+      await this.deliverBlobEvents();
+      await this.pollIfDue();
+      await this.runtime.runDue();
+      if (await this.realWorkInProgress()) {
+        const started = Date.now();
+        await new Promise((resolve) => setTimeout(resolve, step));
+        this.clock.advanceBy(Date.now() - started);
+        continue;
+      }
+      const now = this.clock.now().getTime();
+      if (now >= until.getTime()) return;
+      const due = await this.runtime.nextDueAt();
+      const next = Math.min(until.getTime(), this.nextPollAt.getTime(), due ? due.getTime() : Infinity);
+      // Everything due now was just run; never stand still.
+      this.clock.advanceTo(new Date(Math.max(next, now + 1)));
+    }
+  }
+}
