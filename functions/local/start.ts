@@ -34,6 +34,7 @@ const OPTIONS_SCHEMA = z.object({
   weeks: z.coerce.number().int().min(2).max(52),
   rowsPerWeek: z.coerce.number().int().min(500).max(200_000),
   seed: z.coerce.number().int(),
+  startDate: z.iso.date(),
   out: z.string().min(1),
   resume: z.boolean(),
 });
@@ -69,6 +70,7 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
     weeks: options.weeks,
     rowsPerWeek: options.rowsPerWeek,
     seed: options.seed,
+    startDate: options.startDate,
   };
   const startedAt = Date.now();
   let azurite: RunningAzurite | null = null;
@@ -174,9 +176,14 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('npm start')
     .description('Run the whole pipeline locally on a generated demo scenario and real carbon traces.')
     .option('--scenario <name>', `drift scenario (${SCENARIOS.join(', ')})`, 'vat-reform')
-    .option('--weeks <n>', 'weekly batches to upload', '10')
+    .option('--weeks <n>', 'weekly batches to upload', '12')
     .option('--rows-per-week <n>', 'invoices per weekly batch', '4000')
     .option('--seed <n>', 'generator seed', '7')
+    .option(
+      '--start-date <date>',
+      'Monday of week 0 (the vat-reform scenario changes the rate on 2024-09-01)',
+      '2024-07-01',
+    )
     .option('--out <dir>', 'where Azurite data, the report and the summary go', '.demo')
     .option(
       '--resume',

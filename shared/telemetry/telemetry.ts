@@ -1,4 +1,5 @@
 import { metrics, trace, type Attributes, type Meter } from '@opentelemetry/api';
+import { DefaultAzureCredential } from '@azure/identity';
 
 /**
  * The telemetry the Portal workbook reads. Metric and event names are a contract with
@@ -107,7 +108,11 @@ export function createTelemetry(
     if (!azureMonitorStarted) {
       // Loaded lazily: the distro is heavy and pointless when telemetry is off.
       const { useAzureMonitor } = loadAzureMonitor();
-      useAzureMonitor({ azureMonitorExporterOptions: { connectionString } });
+      // App Insights has local (key) auth disabled: the exporter signs in as the app's identity.
+      const credential = process.env.AZURE_CLIENT_ID
+        ? new DefaultAzureCredential({ managedIdentityClientId: process.env.AZURE_CLIENT_ID })
+        : undefined;
+      useAzureMonitor({ azureMonitorExporterOptions: { connectionString, credential } });
       azureMonitorStarted = true;
     }
     sinks.push(new OpenTelemetryTelemetry());

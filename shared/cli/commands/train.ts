@@ -69,7 +69,7 @@ export function register(program: Command): void {
     .option('--warm-start <model.json>', 'grow new trees on --data and merge them with this model')
     .option(
       '--warm-start-trees <n>',
-      'trees grown on the new data in a warm start (default: half of --trees)',
+      'trees grown on the new data in a warm start (default: 60 % of --trees)',
     )
     .option('--threads <n>', 'worker threads growing trees (default: up to 2)')
     .action(async (raw: Record<string, unknown>) => {

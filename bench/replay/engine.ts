@@ -1,0 +1,324 @@
+import type { ScenarioName } from '../../shared/invoices/generator';
+import { meanIntensityOver } from '../../shared/policy/intensitySeries';
+import type { RetrainThresholds } from '../../shared/policy/retrainDecision';
+import {
+  createPolicy,
+  DEFAULT_POLICY_OPTIONS,
+  POLICY_NAMES,
+  type PolicyConfig,
+  type PolicyName,
+  type RetrainRequest,
+  type SchedulingPolicy,
+} from '../../shared/policy/schedulingPolicies';
+import { GreenMlError } from '../../shared/errors';
+import { plannedDurationMinutes, retrainCost, type TrainingCostModel } from './costModel';
+import { ModelBank, type DataWindow, type ModelSettings } from './modelBank';
+import { TraceKnowledge, type ZoneYear } from './traceWorld';
+
+/**
+ * Simulated-clock replay: weekly batches arrive, the serving model scores each one, the policy asks
+ * for retrains, plans them, and runs start and finish on the clock. Nothing waits for real time.
+ *
+ * Rules (the same for every policy):
+ * - A retrain trains on the last `windowWeeks` batches that had ARRIVED WHEN IT WAS REQUESTED, so the
+ *   same request gives the same model and the same energy whatever the schedule.
+ * - A retrain serves from its END; a batch arriving before then is scored by the previous model.
+ * - Data weeks 0…windowWeeks−1 are history: every policy starts with the champion trained on them
+ *   (its cost is not counted), and replayed batch k is data week windowWeeks + k. Starting from an
+ *   untrained system would charge every policy for a one-week model that no production system has.
+ * - Emissions of a run = energy (fitted cost model) × real mean intensity over the run in its region.
+ * - `oracleGrams` of a run = the same request planned on the real future across every allowed region
+ *   (deadline widened to the run's end if the policy ran late), so oracle ≤ policy per run by construction.
+ * - Runs that would not end inside the replayed year are not executed (the traces end there).
+ */
+export class ReplayInvariantError extends GreenMlError {
+  constructor(message: string) {
+    super('POLICY_VIOLATION', message);
+  }
+}
+
+export interface ReplayConfig {
+  readonly weeks: number;
+  readonly scenarios: readonly ScenarioName[];
+  readonly zoneYears: readonly ZoneYear[];
+  readonly policies: readonly PolicyName[];
+  readonly model: ModelSettings;
+  readonly windowWeeks: number;
+  readonly costModel: TrainingCostModel;
+  readonly thresholds: RetrainThresholds;
+  /** Seed of the realistic forecast error. */
+  readonly seed: number;
+  /** UTC hour at which the weekly batch arrives (Mondays). */
+  readonly batchHourUtc: number;
+}
+
+export interface RunRecord {
+  readonly urgency: RetrainRequest['urgency'];
+  readonly requestedAt: string;
+  readonly deadline: string;
+  readonly startAt: string;
+  readonly endAt: string;
+  readonly region: string;
+  readonly window: DataWindow;
+  readonly energyKwh: number;
+  readonly gramsPerKwh: number;
+  readonly grams: number;
+  readonly oracleGrams: number;
+  readonly lateMinutes: number;
+}
+
+export interface EvaluationRecord {
+  readonly week: number;
+  readonly evaluatedAt: string;
+  /** Null before the first model finished. */
+  readonly servingWindow: DataWindow | null;
+  readonly accuracy: number | null;
+  readonly rowsSeenInTraining: number;
+}
+
+export interface PolicyOutcome {
+  readonly policy: PolicyName;
+  readonly runs: RunRecord[];
+  readonly evaluations: EvaluationRecord[];
+  readonly grams: number;
+  readonly oracleGrams: number;
+  /** Runs that ended after their deadline plus requests given up (`threshold` only). */
+  readonly deadlineMisses: number;
+  readonly givenUp: number;
+  readonly meanAccuracy: number;
+}
+
+export interface ReplayCase {
+  readonly scenario: ScenarioName;
+  readonly zoneYear: ZoneYear;
+  readonly durationMinutes: number;
+  readonly outcomes: PolicyOutcome[];
+}
+
+const HOUR_MS = 3_600_000;
+const WEEK_MS = 7 * 24 * HOUR_MS;
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** Monday of the first full week of `year`, at the batch hour. */
+export function replayStartMs(year: number, batchHourUtc: number): number {
+  const jan1 = Date.UTC(year, 0, 1);
+  const toMonday = (8 - new Date(jan1).getUTCDay()) % 7;
+  return jan1 + toMonday * 24 * HOUR_MS + batchHourUtc * HOUR_MS;
+}
+
+interface CaseContext {
+  readonly config: ReplayConfig;
+  readonly bank: ModelBank;
+  readonly zoneYear: ZoneYear;
+  readonly knowledge: TraceKnowledge;
+  readonly policyConfig: PolicyConfig;
+  readonly oracle: SchedulingPolicy;
+  readonly startMs: number;
+  readonly endMs: number;
+}
+
+function actualMean(ctx: CaseContext, region: string, fromMs: number, toMs: number): number {
+  const series = ctx.knowledge.actual(region);
+  const mean = series ? meanIntensityOver(series, fromMs, toMs) : null;
+  if (mean === null)
+    throw new ReplayInvariantError(`no real intensity for ${region} over ${iso(fromMs)}–${iso(toMs)}`);
+  return mean;
+}
+
+interface Pending {
+  readonly request: RetrainRequest;
+  readonly window: DataWindow;
+  readonly region: string;
+  readonly startMs: number;
+  readonly endMs: number;
+}
+
+async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyOutcome> {
+  const { config, bank, knowledge, policyConfig } = ctx;
+  const policy = createPolicy(name, policyConfig);
+  const runs: RunRecord[] = [];
+  const evaluations: EvaluationRecord[] = [];
+  const running: { window: DataWindow; endMs: number }[] = [];
+  // Mutated from the closures below; an object keeps TypeScript from narrowing them to null.
+  const state: { serving: DataWindow | null; pending: Pending | null; givenUp: number } = {
+    // The system goes live with a champion trained on the `windowWeeks` weeks of history before the replay.
+    serving: { firstWeek: 0, lastWeek: config.windowWeeks - 1 },
+    pending: null,
+    givenUp: 0,
+  };
+  const arrivalMs = (week: number): number => ctx.startMs + week * WEEK_MS;
+
+  const commit = (p: Pending): void => {
+    // A run that would end after the replayed year is never executed (no trace beyond it).
+    if (p.endMs > ctx.endMs) return;
+    const energyKwh = retrainCost(config.costModel, p.window.lastWeek - p.window.firstWeek + 1).energyKwh;
+    const gramsPerKwh = actualMean(ctx, p.region, p.startMs, p.endMs);
+    const deadlineMs = Date.parse(p.request.deadline);
+    const boundDeadlineMs = Math.min(Math.max(deadlineMs, p.endMs), Math.max(ctx.endMs, p.endMs));
+    const bound = ctx.oracle.plan(
+      { ...p.request, regions: ctx.zoneYear.regions, deadline: iso(boundDeadlineMs) },
+      knowledge,
+    );
+    if (bound.kind !== 'run') throw new ReplayInvariantError(`oracle could not plan: ${bound.reason}`);
+    const oracleMean = actualMean(ctx, bound.region, Date.parse(bound.startAt), Date.parse(bound.endAt));
+    runs.push({
+      urgency: p.request.urgency,
+      requestedAt: p.request.requestedAt,
+      deadline: p.request.deadline,
+      startAt: iso(p.startMs),
+      endAt: iso(p.endMs),
+      region: p.region,
+      window: p.window,
+      energyKwh,
+      gramsPerKwh,
+      grams: energyKwh * gramsPerKwh,
+      oracleGrams: energyKwh * oracleMean,
+      lateMinutes: Math.max(0, (p.endMs - deadlineMs) / 60_000),
+    });
+    running.push({ window: p.window, endMs: p.endMs });
+  };
+
+  /** Starts the pending run if it starts before `toMs`, then promotes every run that ended by `toMs`. */
+  const advance = (toMs: number): void => {
+    if (state.pending && state.pending.startMs < toMs) {
+      commit(state.pending);
+      state.pending = null;
+    }
+    running.sort((a, b) => a.endMs - b.endMs);
+    while (running.length > 0 && running[0].endMs <= toMs) {
+      const done = running.shift() as { window: DataWindow };
+      if (!state.serving || done.window.lastWeek >= state.serving.lastWeek) state.serving = done.window;
+    }
+  };
+
+  const plan = async (request: RetrainRequest): Promise<void> => {
+    const requestedMs = Date.parse(request.requestedAt);
+    const lastWeek = config.windowWeeks + Math.floor((requestedMs - ctx.startMs) / WEEK_MS);
+    const window = { firstWeek: Math.max(0, lastWeek - config.windowWeeks + 1), lastWeek };
+    if (name === 'green' || name === 'green-spatial') {
+      const regions = name === 'green' ? [request.homeRegion] : request.regions;
+      await knowledge.prefetch(regions, requestedMs, policyConfig.forecastHorizonHours);
+    }
+    const planned = policy.plan(request, knowledge);
+    if (planned.kind === 'notScheduled') {
+      state.givenUp++;
+      state.pending = null;
+      return;
+    }
+    state.pending = {
+      request,
+      window,
+      region: planned.region,
+      startMs: Date.parse(planned.startAt),
+      endMs: Date.parse(planned.endAt),
+    };
+  };
+
+  for (let k = 0; k < config.weeks; k++) {
+    const atMs = arrivalMs(k);
+    const week = config.windowWeeks + k;
+    if (atMs >= ctx.endMs) break;
+    if (k > 0) {
+      for (const request of policy.timedRequests(iso(arrivalMs(k - 1)), iso(atMs))) {
+        advance(Date.parse(request.requestedAt));
+        await plan(request);
+      }
+    }
+    advance(atMs);
+    const current = state.serving;
+    const score = current ? await bank.score(current, week) : null;
+    if (current && current.lastWeek >= week)
+      throw new ReplayInvariantError(
+        `week ${week} scored by a model trained on weeks up to ${current.lastWeek}`,
+      );
+    evaluations.push({
+      week,
+      evaluatedAt: iso(atMs),
+      servingWindow: current,
+      accuracy: score?.accuracy ?? null,
+      rowsSeenInTraining: score?.rowsSeenInTraining ?? 0,
+    });
+    const wish = policy.wantsRetrain(
+      {
+        evaluatedAt: iso(atMs),
+        championBaselineAccuracy: current ? await bank.holdoutAccuracy(current) : null,
+        batchAccuracy: score?.accuracy ?? 0,
+        rowsAccepted: score?.rowsAccepted ?? bank.batch(week).length,
+      },
+      state.pending?.request ?? null,
+    );
+    if (wish.kind === 'request') await plan(wish.request);
+  }
+  const lastArrival = arrivalMs(config.weeks - 1);
+  for (const request of policy.timedRequests(
+    iso(lastArrival),
+    iso(Math.min(ctx.endMs, lastArrival + WEEK_MS)),
+  )) {
+    advance(Date.parse(request.requestedAt));
+    await plan(request);
+  }
+  advance(ctx.endMs + 1);
+
+  const scored = evaluations.filter((e) => e.accuracy !== null);
+  return {
+    policy: name,
+    runs,
+    evaluations,
+    grams: runs.reduce((s, r) => s + r.grams, 0),
+    oracleGrams: runs.reduce((s, r) => s + r.oracleGrams, 0),
+    deadlineMisses: runs.filter((r) => r.lateMinutes > 0).length + state.givenUp,
+    givenUp: state.givenUp,
+    meanAccuracy: scored.reduce((s, e) => s + (e.accuracy as number), 0) / Math.max(1, scored.length),
+  };
+}
+
+export async function replayCase(
+  config: ReplayConfig,
+  bank: ModelBank,
+  zoneYear: ZoneYear,
+  onPolicyDone?: () => void,
+): Promise<ReplayCase> {
+  const durationMinutes = plannedDurationMinutes(config.costModel, config.windowWeeks);
+  const policyConfig: PolicyConfig = {
+    ...DEFAULT_POLICY_OPTIONS,
+    thresholds: config.thresholds,
+    durationMinutes,
+    homeRegion: zoneYear.homeRegion,
+    allowedRegions: zoneYear.regions,
+    residency: zoneYear.residency,
+  };
+  const ctx: CaseContext = {
+    config,
+    bank,
+    zoneYear,
+    knowledge: new TraceKnowledge(zoneYear.year, config.seed),
+    policyConfig,
+    oracle: createPolicy('oracle', policyConfig),
+    startMs: replayStartMs(zoneYear.year, config.batchHourUtc),
+    endMs: Date.UTC(zoneYear.year + 1, 0, 1),
+  };
+  const outcomes: PolicyOutcome[] = [];
+  for (const name of config.policies) {
+    outcomes.push(await replayPolicy(name, ctx));
+    onPolicyDone?.();
+  }
+  return { scenario: bank.scenario, zoneYear, durationMinutes, outcomes };
+}
+
+/** Every scenario × zone-year; models are trained once per scenario and data window. */
+export async function runReplay(
+  config: ReplayConfig,
+  onPolicyDone?: () => void,
+): Promise<{ cases: ReplayCase[]; trainings: number }> {
+  const cases: ReplayCase[] = [];
+  let trainings = 0;
+  for (const scenario of config.scenarios) {
+    const bank = new ModelBank(scenario, config.weeks + config.windowWeeks, config.model);
+    for (const zoneYear of config.zoneYears)
+      cases.push(await replayCase(config, bank, zoneYear, onPolicyDone));
+    trainings += bank.trainings;
+  }
+  return { cases, trainings };
+}
+
+export { POLICY_NAMES };

@@ -1,0 +1,173 @@
+import { formatTable } from '../../shared/cli/commands/registry';
+import type { PolicyName } from '../../shared/policy/schedulingPolicies';
+import type { ReplayCase } from './engine';
+import { zoneYearLabel } from './traceWorld';
+
+/** Goals printed beside the results; they are targets, not assertions. */
+export const TARGETS = {
+  maxRatioToOracle: 1.1,
+  maxRatioToThreshold: 0.5,
+  maxMeanAccuracyGapPp: 0.5,
+  maxDeadlineMisses: 0,
+} as const;
+
+export interface PolicyRow {
+  readonly policy: PolicyName;
+  readonly retrains: number;
+  readonly grams: number;
+  /** Emissions ÷ the oracle on this policy's OWN requests (same jobs, perfect future, every allowed region). */
+  readonly ratioToOracle: number | null;
+  readonly ratioToNightly: number | null;
+  readonly ratioToThreshold: number | null;
+  readonly meanAccuracy: number;
+  /** Largest (nightly − this) accuracy over any batch, percentage points; null without nightly. */
+  readonly worstGapToNightlyPp: number | null;
+  readonly deadlineMisses: number;
+}
+
+export interface CaseTable {
+  readonly scenario: string;
+  readonly zoneYear: string;
+  readonly homeRegion: string;
+  readonly regions: readonly string[];
+  readonly durationMinutes: number;
+  readonly rows: PolicyRow[];
+}
+
+/** a ÷ b; null when undefined (no such policy, or 0 ÷ 0: neither retrained), so medians skip it. */
+const ratio = (a: number, b: number | undefined): number | null =>
+  b === undefined || (a === 0 && b === 0) ? null : b > 0 ? a / b : Infinity;
+
+export function tableOf(c: ReplayCase): CaseTable {
+  const byName = new Map(c.outcomes.map((o) => [o.policy, o]));
+  const nightly = byName.get('nightly');
+  const threshold = byName.get('threshold');
+  const rows = c.outcomes.map((o): PolicyRow => {
+    let worstGap: number | null = null;
+    if (nightly) {
+      for (let i = 0; i < o.evaluations.length; i++) {
+        const ours = o.evaluations[i].accuracy;
+        const theirs = nightly.evaluations[i]?.accuracy;
+        if (ours === null || theirs === null || theirs === undefined) continue;
+        worstGap = Math.max(worstGap ?? -Infinity, (theirs - ours) * 100);
+      }
+    }
+    return {
+      policy: o.policy,
+      retrains: o.runs.length,
+      grams: o.grams,
+      ratioToOracle: ratio(o.grams, o.oracleGrams),
+      ratioToNightly: ratio(o.grams, nightly?.grams),
+      ratioToThreshold: ratio(o.grams, threshold?.grams),
+      meanAccuracy: o.meanAccuracy,
+      worstGapToNightlyPp: worstGap,
+      deadlineMisses: o.deadlineMisses,
+    };
+  });
+  return {
+    scenario: c.scenario,
+    zoneYear: zoneYearLabel(c.zoneYear),
+    homeRegion: c.zoneYear.homeRegion,
+    regions: c.zoneYear.regions,
+    durationMinutes: c.durationMinutes,
+    rows,
+  };
+}
+
+const fixed = (value: number | null, digits: number): string =>
+  value === null ? '-' : Number.isFinite(value) ? value.toFixed(digits) : 'inf';
+
+export function formatCaseTable(t: CaseTable): string {
+  const title =
+    `${t.scenario} · ${t.zoneYear} · home ${t.homeRegion} · spatial ${t.regions.join(',')} · ` +
+    `run ${t.durationMinutes} min\n`;
+  return (
+    title +
+    formatTable(
+      [
+        'policy',
+        'retrains',
+        'gCO2eq',
+        '÷oracle',
+        '÷nightly',
+        '÷threshold',
+        'mean acc',
+        'worst gap pp',
+        'misses',
+      ],
+      t.rows.map((r) => [
+        r.policy,
+        String(r.retrains),
+        r.grams.toPrecision(3),
+        fixed(r.ratioToOracle, 3),
+        fixed(r.ratioToNightly, 3),
+        fixed(r.ratioToThreshold, 3),
+        `${(r.meanAccuracy * 100).toFixed(2)} %`,
+        fixed(r.worstGapToNightlyPp, 2),
+        String(r.deadlineMisses),
+      ]),
+    )
+  );
+}
+
+export function median(values: readonly number[]): number | null {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export interface PolicySummary {
+  readonly policy: PolicyName;
+  readonly medianRatioToOracle: number | null;
+  readonly medianRatioToNightly: number | null;
+  readonly medianRatioToThreshold: number | null;
+  /** Median over cases of (nightly − ours) mean accuracy, percentage points. */
+  readonly medianMeanAccuracyGapPp: number | null;
+  readonly worstMeanAccuracyGapPp: number | null;
+  readonly deadlineMisses: number;
+  readonly cases: number;
+  /** Tables where the policy retrained at all: only those have emission ratios. */
+  readonly casesWithRetrains: number;
+}
+
+export function summarise(tables: readonly CaseTable[], policy: PolicyName): PolicySummary {
+  const rows = tables.flatMap((t) => {
+    const row = t.rows.find((r) => r.policy === policy);
+    const nightly = t.rows.find((r) => r.policy === 'nightly');
+    return row ? [{ row, gapPp: nightly ? (nightly.meanAccuracy - row.meanAccuracy) * 100 : null }] : [];
+  });
+  const gaps = rows.flatMap((r) => (r.gapPp === null ? [] : [r.gapPp]));
+  const pick = (f: (r: PolicyRow) => number | null): number[] =>
+    rows.flatMap(({ row }) => {
+      const v = f(row);
+      return v === null ? [] : [v];
+    });
+  return {
+    policy,
+    medianRatioToOracle: median(pick((r) => r.ratioToOracle)),
+    medianRatioToNightly: median(pick((r) => r.ratioToNightly)),
+    medianRatioToThreshold: median(pick((r) => r.ratioToThreshold)),
+    medianMeanAccuracyGapPp: median(gaps),
+    worstMeanAccuracyGapPp: gaps.length ? Math.max(...gaps) : null,
+    deadlineMisses: rows.reduce((s, r) => s + r.row.deadlineMisses, 0),
+    cases: rows.length,
+    casesWithRetrains: rows.filter(({ row }) => row.retrains > 0).length,
+  };
+}
+
+const verdict = (value: number | null, limit: number): string =>
+  value === null ? '' : value <= limit ? ' ✓' : ' ✗';
+
+export function formatSummary(s: PolicySummary): string {
+  return (
+    `SUMMARY ${s.policy} (medians over ${s.cases} scenario×zone-year tables; emission ratios over the ` +
+    `${s.casesWithRetrains} where it retrained): ` +
+    `ours/oracle ${fixed(s.medianRatioToOracle, 3)} (target ≤ ${TARGETS.maxRatioToOracle}${verdict(s.medianRatioToOracle, TARGETS.maxRatioToOracle)}), ` +
+    `ours/nightly ${fixed(s.medianRatioToNightly, 4)}, ` +
+    `ours/threshold ${fixed(s.medianRatioToThreshold, 3)} (target ≤ ${TARGETS.maxRatioToThreshold}${verdict(s.medianRatioToThreshold, TARGETS.maxRatioToThreshold)}), ` +
+    `mean-accuracy gap to nightly median ${fixed(s.medianMeanAccuracyGapPp, 2)} pp / worst ${fixed(s.worstMeanAccuracyGapPp, 2)} pp ` +
+    `(target ≤ ${TARGETS.maxMeanAccuracyGapPp}${verdict(s.worstMeanAccuracyGapPp, TARGETS.maxMeanAccuracyGapPp)}), ` +
+    `deadline misses ${s.deadlineMisses} (target ${TARGETS.maxDeadlineMisses}${verdict(s.deadlineMisses, TARGETS.maxDeadlineMisses)})\n`
+  );
+}

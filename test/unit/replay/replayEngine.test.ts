@@ -1,0 +1,184 @@
+import {
+  DEFAULT_PRODUCTION_JOB,
+  fitCostModel,
+  fitLine,
+  plannedDurationMinutes,
+  retrainCost,
+} from '../../../bench/replay/costModel';
+import { runReplay, type ReplayCase, type ReplayConfig } from '../../../bench/replay/engine';
+import { ModelBank } from '../../../bench/replay/modelBank';
+import { summarise, tableOf, type CaseTable, type PolicyRow } from '../../../bench/replay/tables';
+import { allZoneYears } from '../../../bench/replay/traceWorld';
+import { POLICY_NAMES, type PolicyName } from '../../../shared/policy/schedulingPolicies';
+import { CCF_AZURE_ENERGY_COEFFICIENTS } from '../../../shared/sci/energy';
+
+// A fixed cost model (the CLI fits one from measured CPU, which is not reproducible run to run).
+const costModel = fitCostModel(
+  [
+    { rows: 10_000, cpuSeconds: 2, wallSeconds: 1.2 },
+    { rows: 40_000, cpuSeconds: 7, wallSeconds: 4 },
+  ],
+  10,
+  DEFAULT_PRODUCTION_JOB,
+  CCF_AZURE_ENERGY_COEFFICIENTS,
+);
+
+const zoneYears = allZoneYears().filter(
+  (z) => z.year === 2022 && (z.zone === 'DE' || z.zone === 'US-TEX-ERCO'),
+);
+
+// vat-reform: the Finnish rate change lands in replayed week 1, so accuracy-driven policies retrain.
+const config: ReplayConfig = {
+  weeks: 5,
+  scenarios: ['vat-reform'],
+  zoneYears,
+  policies: POLICY_NAMES,
+  model: { rowsPerWeek: 600, trees: 4, seed: 7 },
+  windowWeeks: 8,
+  costModel,
+  thresholds: { smallDrop: 0.02, bigDrop: 0.08, minRows: 500, greenDeadlineHours: 24, nowDeadlineHours: 1 },
+  seed: 7,
+  batchHourUtc: 9,
+};
+
+const outcome = (c: ReplayCase, policy: string) => {
+  const found = c.outcomes.find((o) => o.policy === policy);
+  if (!found) throw new Error(`no outcome for ${policy}`);
+  return found;
+};
+
+describe('policy replay engine', () => {
+  let cases: ReplayCase[];
+  beforeAll(async () => {
+    ({ cases } = await runReplay(config));
+  }, 60_000);
+
+  it('replays every scenario × zone-year with every policy', () => {
+    expect(zoneYears.map((z) => z.zone)).toEqual(['DE', 'US-TEX-ERCO']);
+    expect(cases).toHaveLength(2);
+    for (const c of cases) expect(c.outcomes.map((o) => o.policy)).toEqual(POLICY_NAMES);
+    // Spatial shifting stays inside the residency group of the home region.
+    expect(cases[0].zoneYear.regions).toContain('swedencentral');
+    expect(cases[0].zoneYear.regions).not.toContain('westus');
+    expect(cases[1].zoneYear).toMatchObject({ homeRegion: 'southcentralus', residency: 'US' });
+  });
+
+  it('is deterministic for a seed', async () => {
+    const again = await runReplay(config);
+    expect(again.cases).toEqual(cases);
+  }, 60_000);
+
+  it('oracle is ≤ every policy on the same requests, run by run', () => {
+    for (const c of cases) {
+      for (const o of c.outcomes) {
+        for (const run of o.runs) expect(run.oracleGrams).toBeLessThanOrEqual(run.grams * (1 + 1e-9));
+        const row = tableOf(c).rows.find((r) => r.policy === o.policy);
+        if (o.runs.length > 0) expect(row?.ratioToOracle).toBeGreaterThanOrEqual(1 - 1e-9);
+        else expect(row?.ratioToOracle).toBeNull();
+      }
+      // The oracle policy gets exactly green-spatial's requests, so its own total is the bound for it.
+      const oracle = outcome(c, 'oracle');
+      for (const name of ['green', 'green-spatial']) {
+        const ours = outcome(c, name);
+        expect(ours.runs.map((r) => [r.requestedAt, r.deadline, r.window])).toEqual(
+          oracle.runs.map((r) => [r.requestedAt, r.deadline, r.window]),
+        );
+        expect(oracle.grams).toBeLessThanOrEqual(ours.grams * (1 + 1e-9));
+      }
+    }
+  });
+
+  it('the drift makes accuracy-driven policies retrain, and ours never miss a deadline', () => {
+    for (const c of cases) {
+      expect(outcome(c, 'green').runs.length).toBeGreaterThan(0);
+      expect(outcome(c, 'nightly').runs.length).toBeGreaterThanOrEqual(7 * (config.weeks - 1));
+      for (const name of ['green', 'green-spatial', 'oracle']) {
+        const o = outcome(c, name);
+        expect(o.deadlineMisses).toBe(0);
+        for (const run of o.runs) expect(Date.parse(run.endAt)).toBeLessThanOrEqual(Date.parse(run.deadline));
+      }
+      expect(outcome(c, 'green').runs.every((r) => r.region === c.zoneYear.homeRegion)).toBe(true);
+    }
+  });
+
+  it('never computes accuracy on rows the serving model trained on', () => {
+    let scoredByRetrainedModel = 0;
+    for (const c of cases) {
+      for (const o of c.outcomes) {
+        expect(o.evaluations).toHaveLength(config.weeks);
+        for (const e of o.evaluations) {
+          expect(e.servingWindow).not.toBeNull();
+          expect(e.servingWindow?.lastWeek).toBeLessThan(e.week);
+          expect(e.rowsSeenInTraining).toBe(0);
+          if ((e.servingWindow?.lastWeek ?? 0) >= config.windowWeeks) scoredByRetrainedModel++;
+        }
+      }
+    }
+    expect(scoredByRetrainedModel).toBeGreaterThan(0);
+  });
+
+  it('the training-row check detects a model scored on its own training data', async () => {
+    const bank = new ModelBank('stable', 2, { rowsPerWeek: 600, trees: 2, seed: 1 });
+    const own = await bank.score({ firstWeek: 0, lastWeek: 0 }, 0);
+    expect(own.rowsSeenInTraining).toBeGreaterThan(400); // ~80 % of rows are training rows
+    expect((await bank.score({ firstWeek: 0, lastWeek: 0 }, 1)).rowsSeenInTraining).toBe(0);
+  }, 30_000);
+});
+
+describe('training cost model', () => {
+  it('least squares recovers a line and reports its fit', () => {
+    const fit = fitLine([1000, 2000, 4000], [1.5, 2.5, 4.5]);
+    expect(fit.intercept).toBeCloseTo(0.5, 12);
+    expect(fit.slope).toBeCloseTo(0.001, 12);
+    expect(fit.r2).toBeCloseTo(1, 12);
+    expect(fitLine([1, 2, 3, 4], [1, 3, 2, 4]).r2).toBeCloseTo(0.64, 12);
+    expect(() => fitLine([5, 5], [1, 2])).toThrow(/distinct/);
+  });
+
+  it('scales the fit to the production job and turns it into energy', () => {
+    // cpu = 1/3 + 1/6000·rows at 10 trees; 200 000 rows × 50 trees → (1/3 + 33.33) × 5 = 168.3 cpu-s.
+    const full = retrainCost(costModel, 8);
+    expect(full.rows).toBe(200_000);
+    expect(full.cpuSeconds).toBeCloseTo((1 / 3 + 200_000 / 6000) * 5, 6);
+    expect(full.wallSeconds).toBeGreaterThanOrEqual(full.cpuSeconds / DEFAULT_PRODUCTION_JOB.vcpus);
+    expect(retrainCost(costModel, 4).energyKwh).toBeLessThan(full.energyKwh);
+    expect(full.energyKwh).toBeGreaterThan(0);
+    expect(plannedDurationMinutes(costModel, 8)).toBe(Math.ceil(full.wallSeconds / 60));
+  });
+});
+
+describe('replay tables', () => {
+  it('medians skip tables where neither policy retrained (0 ÷ 0 is no ratio)', () => {
+    const row = (policy: PolicyName, grams: number, retrains: number, accuracy: number): PolicyRow => ({
+      policy,
+      retrains,
+      grams,
+      ratioToOracle: retrains > 0 ? 1.05 : null,
+      ratioToNightly: null,
+      ratioToThreshold: null,
+      meanAccuracy: accuracy,
+      worstGapToNightlyPp: null,
+      deadlineMisses: 0,
+    });
+    const table = (rows: PolicyRow[]): CaseTable => ({
+      scenario: 'stable',
+      zoneYear: 'DE 2022',
+      homeRegion: 'germanywestcentral',
+      regions: [],
+      durationMinutes: 1,
+      rows,
+    });
+    const summary = summarise(
+      [
+        table([row('nightly', 10, 300, 0.92), row('green', 0, 0, 0.92)]),
+        table([row('nightly', 10, 300, 0.92), { ...row('green', 1, 2, 0.915), ratioToOracle: 1.2 }]),
+        table([row('nightly', 10, 300, 0.9), { ...row('green', 1, 2, 0.9), ratioToOracle: 1.4 }]),
+      ],
+      'green',
+    );
+    expect(summary).toMatchObject({ cases: 3, casesWithRetrains: 2, deadlineMisses: 0 });
+    expect(summary.medianRatioToOracle).toBeCloseTo(1.3, 12);
+    expect(summary.worstMeanAccuracyGapPp).toBeCloseTo(0.5, 9);
+    expect(summary.medianMeanAccuracyGapPp).toBeCloseTo(0, 9);
+  });
+});
