@@ -123,12 +123,14 @@ var dataContainers = [
   'models'
   'carbon'
 ]
+// Must match TABLES in functions/composition.ts (the app also creates them if missing).
 var dataTables = [
-  'runs'
-  'runstages'
-  'dailyfootprint'
+  'runrecords'
+  'rundaily'
   'evaluations'
   'pendingretrains'
+  'serving'
+  'processedbatches'
 ]
 var blobTriggerPoisonQueue = 'webjobs-blobtrigger-poison'
 

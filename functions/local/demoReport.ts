@@ -167,7 +167,7 @@ function formatSummary(s: DemoSummary): string {
   lines.push('  started (UTC)     region          outcome          challenger champion   energy kWh   gCO2e');
   for (const r of s.runs) {
     lines.push(
-      `  ${r.startedAt.slice(0, 16).replace('T', ' ')}  ${(r.region ?? '-').padEnd(15)} ${r.outcome.padEnd(16)} ${pct(r.challengerAccuracy)}    ${pct(r.championAccuracy)}   ${r.energyKwh.toExponential(2).padStart(9)}  ${r.totalGrams.toFixed(3).padStart(7)}`,
+      `  ${r.startedAt.slice(0, 16).replace('T', ' ')}  ${(r.region ?? '-').padEnd(15)} ${r.outcome.padEnd(16)} ${pct(r.challengerAccuracy)}    ${pct(r.championAccuracy)}   ${r.energyKwh.toExponential(2).padStart(9)}  ${r.totalGrams.toPrecision(3).padStart(8)}`,
     );
   }
   lines.push('', 'Per-stage SCI');
@@ -181,10 +181,10 @@ function formatSummary(s: DemoSummary): string {
   }
   lines.push('');
   lines.push(`Training runs: ${s.totals.trainingRuns}, promoted: ${s.totals.promoted}`);
-  lines.push(`Emissions of all runs: ${s.totals.totalGrams.toFixed(3)} gCO2e`);
+  lines.push(`Emissions of all runs (per-retrain stages): ${s.totals.totalGrams.toPrecision(4)} gCO2e`);
   if (s.totals.nightlyGrams !== null) {
     lines.push(
-      `Nightly retraining in the home region over the same period (same measured energy per run): ${s.totals.nightlyGrams.toFixed(3)} gCO2e`,
+      `Nightly retraining in the home region over the same period (same measured energy per run): ${s.totals.nightlyGrams.toPrecision(4)} gCO2e`,
     );
   }
   lines.push(

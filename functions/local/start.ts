@@ -42,7 +42,7 @@ type DemoOptions = z.output<typeof OPTIONS_SCHEMA>;
 
 /** Demo defaults that differ from production ones, each overridable from the environment. */
 const DEMO_SETTINGS: Record<string, string> = {
-  CARBON_POLL_SCHEDULE: '0 0 */3 * * *',
+  CARBON_POLL_SCHEDULE: '0 0 * * * *',
   CONTAINER_POLL_SECONDS: '5',
   HEALTH_CHECK_INTERVAL_SECONDS: '1',
   HEALTH_CHECK_ATTEMPTS: '15',

@@ -640,3 +640,14 @@ describe('container images', () => {
     }
   });
 });
+
+describe('storage names shared by code and Bicep', () => {
+  it('creates every table the pipeline uses', async () => {
+    const { TABLES } = await import('../../../functions/composition');
+    const fs = await import('node:fs');
+    const bicep = fs.readFileSync(path.join(__dirname, '../../../infra/main.bicep'), 'utf8');
+    const block = /var dataTables = \[([\s\S]*?)\]/.exec(bicep)?.[1] ?? '';
+    const declared = [...block.matchAll(/'([a-z0-9]+)'/g)].map((m) => m[1]).sort();
+    expect(declared).toEqual(Object.values(TABLES).sort());
+  });
+});
