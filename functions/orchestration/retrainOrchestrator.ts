@@ -12,12 +12,14 @@ import {
   WINDOW_PLAN_SCHEMA,
   type Comparison,
   type OrchestrationInput,
+  type RetrainRequest,
   type RunOutcome,
   type RunSummary,
   type StageUsage,
   type WindowPlan,
 } from '../../shared/pipeline/contracts';
 import { ACTIVITY } from './activityNames';
+import { SERVING_SCHEMA } from '../../shared/pipeline/servingState';
 
 /**
  * One singleton instance per model (instance id `retrain-<model>`), so two triggers never train
@@ -58,20 +60,7 @@ const HEALTH_SCHEMA = z.object({
   servingVersion: z.string().nullable(),
   detail: z.string(),
 });
-const SWITCH_SCHEMA = z.object({
-  previousGroup: z.string().nullable(),
-  previous: z
-    .object({
-      groupName: z.string(),
-      endpoint: z.string().nullable(),
-      versionId: z.string(),
-      region: z.string(),
-      cpuCores: z.number(),
-      memoryGb: z.number(),
-      since: z.string(),
-    })
-    .nullable(),
-});
+const SWITCH_SCHEMA = z.object({ previousGroup: z.string().nullable(), previous: SERVING_SCHEMA.nullable() });
 const DELETE_SCHEMA = z.enum(['deleted', 'already-gone']);
 const NEXT_REQUEST_SCHEMA = z.object({ next: RETRAIN_REQUEST_SCHEMA.nullable() });
 const RECORDED_SCHEMA = z.object({ runId: z.string(), totalGrams: z.number().nullable() });
@@ -97,16 +86,20 @@ export const retrainOrchestrator: df.OrchestrationHandler = function* (
   const setStep = (step: string, extra: Record<string, unknown> = {}): void =>
     ctx.df.setCustomStatus({ step, runId, requestId: request.requestId, kind: request.kind, ...extra });
 
+  // Every (re-)plan of this run: the planning activity with the request as it stands now.
+  const planFor = (current: RetrainRequest) =>
+    awaitTask(
+      ctx.df.callActivityWithRetry(ACTIVITY.planRetrain, activityRetry, {
+        request: current,
+        nowIso: now().toISOString(),
+      }),
+      WINDOW_PLAN_SCHEMA,
+      'plan',
+    );
+
   // --- plan ---
   setStep('planning');
-  let plan: WindowPlan = yield* awaitTask(
-    ctx.df.callActivityWithRetry(ACTIVITY.planRetrain, activityRetry, {
-      request,
-      nowIso: now().toISOString(),
-    }),
-    WINDOW_PLAN_SCHEMA,
-    'plan',
-  );
+  let plan: WindowPlan = yield* planFor(request);
 
   // --- wait for the green window: the carbon poller re-plans and signals; the deadline is the backstop ---
   if (request.kind === 'retrainWhenGreen' && Date.parse(plan.startAt) > now().getTime()) {
@@ -120,28 +113,14 @@ export const retrainOrchestrator: df.OrchestrationHandler = function* (
       const event = parseWith(START_TRAINING_EVENT_SCHEMA, signal.result, 'startTraining event');
       if (event.reason === 'escalated' || event.plan === null) {
         request = { ...request, kind: 'retrainNow' };
-        plan = yield* awaitTask(
-          ctx.df.callActivityWithRetry(ACTIVITY.planRetrain, activityRetry, {
-            request,
-            nowIso: now().toISOString(),
-          }),
-          WINDOW_PLAN_SCHEMA,
-          'plan',
-        );
+        plan = yield* planFor(request);
       } else {
         plan = event.plan;
       }
     } else {
       // Deadline backstop fired before any window opened: start now, best allowed region.
       request = { ...request, kind: 'retrainNow', reason: `${request.reason}; deadline reached` };
-      plan = yield* awaitTask(
-        ctx.df.callActivityWithRetry(ACTIVITY.planRetrain, activityRetry, {
-          request,
-          nowIso: now().toISOString(),
-        }),
-        WINDOW_PLAN_SCHEMA,
-        'plan',
-      );
+      plan = yield* planFor(request);
     }
   }
   if (Date.parse(plan.startAt) > now().getTime()) {

@@ -5,6 +5,7 @@ import { parseWith } from '../validation';
 import type { GroupState } from '../containers/launcher';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
 import type { ContainerState, StageUsage } from './contracts';
+import { SERVING_SCHEMA } from './servingState';
 
 /**
  * The activities that start, watch and remove containers, and move the champion and serving
@@ -344,15 +345,7 @@ export async function completeRequest(ctx: PipelineContext, raw: unknown) {
 
 const RETIRE_INPUT = z.object({
   modelName: z.string(),
-  previous: z.object({
-    groupName: z.string(),
-    endpoint: z.string().nullable(),
-    versionId: z.string(),
-    region: z.string(),
-    cpuCores: z.number(),
-    memoryGb: z.number(),
-    since: z.string(),
-  }),
+  previous: SERVING_SCHEMA,
   endedAt: z.string(),
 });
 const SERVED_INFO = z.looseObject({ predictionsServed: z.number().int().nonnegative() });

@@ -6,7 +6,7 @@ import { parseJsonWith } from '../validation';
  * Which model-API container group serves each model. Switched by compare-and-swap, so a slow,
  * retried rollout can never point serving back at an older group.
  */
-const SERVING_SCHEMA = z.object({
+export const SERVING_SCHEMA = z.object({
   groupName: z.string(),
   endpoint: z.string().nullable(),
   versionId: z.string(),
