@@ -147,7 +147,9 @@ export async function recordRun(
     reason: summary.request.reason,
     region: record.region ?? 'none',
     totalGrams: totals.totalGrams,
-    correlationId: summary.request.triggeringBatch ?? 'none',
+    // The request id ends with the correlation id of the upload that caused it (batchEvaluation.ts).
+    correlationId: summary.request.requestId.split('-').at(-1) ?? 'none',
+    batch: summary.request.triggeringBatch ?? 'none',
   });
   if (summary.outcome === 'promoted' && summary.challengerVersionId) {
     ctx.telemetry.event(EVENT.modelPromoted, {

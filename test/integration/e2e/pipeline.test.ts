@@ -12,6 +12,7 @@ import { serializeCsv } from '../../../shared/invoices/serialize';
 import { RecordingTelemetry } from '../../../shared/telemetry/telemetry';
 import type { PipelineContext } from '../../../shared/pipeline/context';
 import { retrainInstanceId } from '../../../shared/pipeline/contracts';
+import { statusReport } from '../../../shared/pipeline/statusReport';
 
 /**
  * The whole pipeline on real parts: Azurite storage, the real evaluator, poller and orchestrator
