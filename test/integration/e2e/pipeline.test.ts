@@ -141,6 +141,21 @@ describe('end to end on Azurite with local containers', () => {
     expect(h.telemetry.records.some((r) => r.name === 'pipeline.sci' && r.attributes.stage === 'train')).toBe(
       true,
     );
+    // The upload's correlation id links its decision event to the retrain run it caused.
+    const decision = h.telemetry.records.find(
+      (r) => r.name === 'retrain.decision' && r.attributes.batch === 'b-2024-09-02.csv',
+    );
+    const run = h.telemetry.records.filter((r) => r.name === 'retrain.run').at(-1);
+    expect(decision?.attributes.correlationId).toMatch(/^[0-9a-f]{16}$/);
+    expect(run?.attributes.correlationId).toBe(decision?.attributes.correlationId);
+    // What the status endpoint returns.
+    const status = await statusReport(h.ctx);
+    expect(status.champion?.versionId).toBe(second?.pointer.versionId);
+    expect(status.serving?.versionId).toBe(second?.pointer.versionId);
+    expect(status.pending).toEqual([]);
+    expect(status.lastDecisions.map((d) => d.decision.kind)).toEqual(['retrainNow', 'retrainNow']);
+    expect(status.lastRuns).toHaveLength(2);
+    expect(status.lastRuns[1].totalGrams).toBeGreaterThan(0);
     await h.launcher.delete(serving!.groupName);
     expect(await h.launcher.list()).toEqual([]);
   });
