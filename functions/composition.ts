@@ -50,14 +50,19 @@ export async function composePipeline(
   const serving = new ServingStateStore(storage.table(TABLES.serving));
   const evaluations = new EvaluationRecordStore(storage.table(TABLES.evaluations));
   const runRecords = RunRecordStore.fromStorage(storage, { runs: TABLES.runs, daily: TABLES.daily });
+  // On Azure the deployment creates containers and tables; identities without create rights get 403.
+  const ensure = (step: Promise<unknown>) =>
+    step.catch((error: unknown) => {
+      if ((error as { statusCode?: number }).statusCode !== 403) throw error;
+    });
   await Promise.all([
-    registry.ensureContainer(),
-    invoices.ensureContainer(),
-    ledger.ensureTable(),
-    pending.ensureTable(),
-    serving.ensureTable(),
-    evaluations.ensureTable(),
-    runRecords.ensureTables(),
+    ensure(registry.ensureContainer()),
+    ensure(invoices.ensureContainer()),
+    ensure(ledger.ensureTable()),
+    ensure(pending.ensureTable()),
+    ensure(serving.ensureTable()),
+    ensure(evaluations.ensureTable()),
+    ensure(runRecords.ensureTables()),
   ]);
   const log = options.log ?? ((message: string) => console.log(message));
   return {

@@ -19,7 +19,8 @@ import type { Forecast, IntensityPoint } from './types';
  * blob and line, not a NaN in a scheduling decision.
  */
 export const CARBON_CONTAINER = 'carbon';
-const CONDITIONAL_WRITE_ATTEMPTS = 5;
+// Each round of a race has one winner, so N concurrent writers need up to N attempts.
+const CONDITIONAL_WRITE_ATTEMPTS = 25;
 const DAY_MS = 86_400_000;
 /** Longest range `readings` reads (one blob per day). */
 const MAX_RANGE_DAYS = 400;
@@ -130,6 +131,8 @@ export class ReadingCache {
 
   private ensureContainer(): Promise<unknown> {
     this.ready ??= this.container.createIfNotExists().catch((error: unknown) => {
+      // On Azure the deployment creates the container and the app may not: 403 means "use it".
+      if (error instanceof RestError && error.statusCode === 403) return undefined;
       this.ready = undefined;
       throw error;
     });
@@ -158,7 +161,11 @@ export class ReadingCache {
         });
         return;
       } catch (error) {
-        if (error instanceof RestError && (error.statusCode === 412 || error.statusCode === 409)) continue;
+        if (error instanceof RestError && (error.statusCode === 412 || error.statusCode === 409)) {
+          // Jittered pause so racing pollers spread out instead of colliding again at once.
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * (attempt + 1)));
+          continue;
+        }
         throw error;
       }
     }
