@@ -76,3 +76,20 @@ describe('loadSettings', () => {
     }
   });
 });
+
+describe('README settings table', () => {
+  it('lists exactly the settings of the schema, each with its description', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const fs = require('node:fs') as typeof import('node:fs');
+    const readme = fs.readFileSync(require.resolve('../../../README.md'), 'utf8');
+    const rows = [...readme.matchAll(/^\| `([A-Za-z_]+)` +\|[^|]*\|([^|]*)\|$/gm)].map((m) => ({
+      key: m[1],
+      description: m[2].trim(),
+    }));
+    const descriptions = settingDescriptions();
+    expect(rows.map((r) => r.key).sort()).toEqual(Object.keys(SETTINGS_SCHEMA.shape).sort());
+    for (const row of rows) {
+      expect(row.description).toBe(descriptions[row.key as keyof typeof descriptions]);
+    }
+  });
+});
