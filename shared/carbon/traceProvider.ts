@@ -3,6 +3,7 @@ import { AZURE_REGIONS, type AzureRegionInfo } from './azureRegions';
 import { type CarbonProvider, checkHorizon, parseRange } from './provider';
 import { type TraceSeries, availableTraceZones, intensityAt, loadTraceSeries } from './traceData';
 import type { Forecast, IntensityPoint } from './types';
+import { mulberry32 } from '../random';
 
 /**
  * Replays the bundled real traces on an injected clock: a wall-clock instant maps to the same
@@ -192,17 +193,6 @@ function hash32(text: string): number {
     hash = Math.imul(hash, 0x01000193);
   }
   return hash >>> 0;
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Box–Muller; 1 - u keeps the logarithm away from zero. */

@@ -3,18 +3,9 @@
  * data; streams are keyed by a hash of (seed, labels…) so each week, world part and scenario
  * draws from its own independent stream and nothing depends on generation order.
  */
-export type Rng = () => number;
+import { mulberry32, type Rng } from '../random';
 
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32, type Rng };
 
 /** FNV-1a over the parts' text, then a murmur finaliser: a 32-bit stream key. */
 export function streamKey(...parts: readonly (string | number)[]): number {

@@ -2,6 +2,7 @@
  * Seeded randomness and stable hashing. Everything the model draws at random goes through these,
  * so a seed fixes the model bit for bit, whichever thread grows which tree.
  */
+export { mulberry32 } from '../random';
 
 /** FNV-1a over UTF-16 code units: cheap, stable across runs and platforms. */
 export function fnv1a32(text: string, salt = 0): number {
@@ -28,16 +29,4 @@ export function deriveSeed(seed: number, index: number): number {
   z = Math.imul(z ^ (z >>> 16), 0x21f0aaad) >>> 0;
   z = Math.imul(z ^ (z >>> 15), 0x735a2d97) >>> 0;
   return (z ^ (z >>> 15)) >>> 0;
-}
-
-/** mulberry32: a tiny 32-bit PRNG, good enough for bootstrap samples and feature draws. */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
 }

@@ -11,6 +11,7 @@ import {
   NoAllowedRegionError,
   type RegionCandidate,
 } from '../../../shared/policy/windowChoice';
+import { mulberry32 } from '../../../shared/random';
 
 /**
  * The window search against brute force on the real bundled 2022 traces: for random region subsets,
@@ -36,17 +37,6 @@ const POOL = [
 ];
 const RULES: ResidencyRule[] = ['EU', 'EEA', 'EUROPE', 'ANY', 'US'];
 const CASES = 400;
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function traceOf(region: string): TraceSeries {
   const zone = findAzureRegion(region)?.traceZone;
