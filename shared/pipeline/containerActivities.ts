@@ -319,16 +319,7 @@ export async function checkModelApiHealth(
   }
 }
 
-const SWITCH_INPUT = z.object({
-  modelName: z.string(),
-  groupName: z.string(),
-  endpoint: z.string().nullable(),
-  versionId: z.string(),
-  region: z.string(),
-  cpuCores: z.number(),
-  memoryGb: z.number(),
-  since: z.string(),
-});
+const SWITCH_INPUT = SERVING_SCHEMA.extend({ modelName: z.string() });
 
 export async function switchServing(ctx: PipelineContext, raw: unknown) {
   const input = parseWith(SWITCH_INPUT, raw, 'switchServing input');

@@ -6,6 +6,7 @@ import { type ChainFailure, FallbackChain } from '../../carbon/fallbackChain';
 import { type CarbonSettings, createCarbonProvider, loadCarbonSettings } from '../../carbon/factory';
 import { resolveRegion } from '../../carbon/provider';
 import type { Forecast, IntensityPoint } from '../../carbon/types';
+import { table } from '../table';
 
 /**
  * `green-ml carbon now|forecast`: intensity per Azure region from the configured provider, offline on
@@ -157,16 +158,6 @@ export async function carbonForecast(rawOptions: unknown, deps: CarbonCliDeps = 
     );
   }
   return forecasts;
-}
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: readonly string[]): string =>
-    `${cells
-      .map((c, i) => c.padEnd(widths[i]))
-      .join('  ')
-      .trimEnd()}\n`;
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('');
 }
 
 export function register(program: Command): void {

@@ -10,6 +10,7 @@ import { ValidationError } from '../../errors';
 import { chooseWindow, type RegionCandidate, type WindowChoice } from '../../policy/windowChoice';
 import { parseWith } from '../../validation';
 import { carbonCommand } from './carbon';
+import { table } from '../table';
 
 /**
  * `green-ml carbon best-window`: where and when a job of a given length should run before a deadline,
@@ -239,16 +240,6 @@ function render(result: BestWindowResult, zones: ReadonlyMap<string, string>, re
     );
   }
   return lines.join('');
-}
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: readonly string[]): string =>
-    `${cells
-      .map((c, i) => c.padEnd(widths[i]))
-      .join('  ')
-      .trimEnd()}\n`;
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('');
 }
 
 export function register(program: Command): void {
