@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse';
-import { formatTable } from '../shared/cli/commands/registry';
+import { table as formatTable } from '../shared/cli/table';
 import { generateWeek, type GeneratorOptions } from '../shared/invoices/generator';
 import { parseInvoiceBatch } from '../shared/invoices/parser';
 import { coalesce, serializeCsv } from '../shared/invoices/serialize';

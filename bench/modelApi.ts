@@ -4,7 +4,7 @@ import path from 'node:path';
 import Fastify, { LogController } from 'fastify';
 import { parsePredictRequest } from '../containers/model-api/predictRequest';
 import { predictInvoices } from '../containers/model-api/predictor';
-import { formatTable } from '../shared/cli/commands/registry';
+import { table as formatTable } from '../shared/cli/table';
 import { sampleProcUsage } from '../shared/containers/processUsage';
 import { generateWeek } from '../shared/invoices/generator';
 import type { InvoiceRow } from '../shared/invoices/schema';

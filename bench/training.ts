@@ -1,4 +1,4 @@
-import { formatTable } from '../shared/cli/commands/registry';
+import { table as formatTable } from '../shared/cli/table';
 import { generateWeek } from '../shared/invoices/generator';
 import type { InvoiceRow } from '../shared/invoices/schema';
 import { vatClassOf } from '../shared/invoices/schema';

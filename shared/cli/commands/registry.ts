@@ -4,6 +4,7 @@ import type { ModelMetadata } from '../../model/metadata';
 import { ModelRegistry, type ChampionPointer, type HistoryEntry } from '../../registry';
 import { checkModelName, checkVersionId } from '../../registry/names';
 import { createStorageClients } from '../../storage/clients';
+import { table } from '../table';
 
 interface CommonOptions {
   model?: string;
@@ -16,17 +17,6 @@ function openRegistry(options: CommonOptions): { registry: ModelRegistry; modelN
   return { registry, modelName: checkModelName(options.model ?? settings.MODEL_NAME) };
 }
 
-/** Left-aligned columns separated by two spaces; the header is underlined so the table reads in logs. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
-}
-
 function print(json: boolean | undefined, value: unknown, text: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : text());
 }
@@ -34,7 +24,7 @@ function print(json: boolean | undefined, value: unknown, text: () => string): v
 const percent = (fraction: number): string => `${(fraction * 100).toFixed(2)} %`;
 
 function pointerText(modelName: string, pointer: ChampionPointer): string {
-  return formatTable(
+  return table(
     ['model', 'champion', 'sequence', 'action', 'previous', 'at', 'reason'],
     [
       [
@@ -71,7 +61,7 @@ function metadataText(metadata: ModelMetadata, isChampion: boolean): string {
     ['size bytes', String(metadata.sizeBytes)],
     ['data window', metadata.dataWindow.join(', ') || '-'],
   ];
-  return formatTable(['field', 'value'], rows);
+  return table(['field', 'value'], rows);
 }
 
 function withCommonOptions(command: Command): Command {
@@ -111,7 +101,7 @@ export function register(program: Command): void {
         () =>
           versions.length === 0
             ? `No versions of ${modelName}.\n`
-            : formatTable(
+            : table(
                 ['', 'version', 'trained at', 'accuracy', 'macro F1', 'train rows', 'size bytes'],
                 versions.map((v) => [
                   v.versionId === championId ? '*' : '',
@@ -175,7 +165,7 @@ export function register(program: Command): void {
       print(options.json, entries, () =>
         entries.length === 0
           ? `No promotions of ${modelName} yet.\n`
-          : formatTable(
+          : table(
               ['seq', 'action', 'version', 'from', 'at', 'reason'],
               entries.map((e) => [
                 String(e.sequence),
