@@ -1,4 +1,4 @@
-import { formatTable } from '../../shared/cli/commands/registry';
+import { table as formatTable } from '../../shared/cli/table';
 import type { PolicyName } from '../../shared/policy/schedulingPolicies';
 import type { ReplayCase } from './engine';
 import { zoneYearLabel } from './traceWorld';
