@@ -317,13 +317,7 @@ export class LocalDurableRuntime {
         );
         break;
     }
-    await this.options.store.appendHistory(
-      record.instanceId,
-      record.execution,
-      record.historyLength,
-      newEvents,
-    );
-    record.historyLength += newEvents.length;
+    await this.append(record, newEvents);
     await this.episode(record);
   }
 
@@ -458,14 +452,13 @@ export class LocalDurableRuntime {
       IsPlayed: false,
       Timestamp: nowIso,
     } as StoredHistoryEvent);
-    await this.options.store.appendHistory(
-      record.instanceId,
-      record.execution,
-      record.historyLength,
-      scheduled,
-    );
-    record.historyLength += scheduled.length;
+    await this.append(record, scheduled);
     await this.finishEpisode(record);
+  }
+
+  private async append(record: InstanceRecord, events: StoredHistoryEvent[]): Promise<void> {
+    await this.options.store.appendHistory(record.instanceId, record.execution, record.historyLength, events);
+    record.historyLength += events.length;
   }
 
   private async continueAsNew(record: InstanceRecord, input: unknown): Promise<void> {

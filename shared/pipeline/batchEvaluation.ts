@@ -97,6 +97,7 @@ export async function processIncomingBatch(
       await ctx.invoices.writeReport(batchName, { batchName, correlationId, summary });
       return await quarantine(ctx, batchName, props.etag, error, correlationId);
     }
+    // Accepted before deciding: a retrain started below must find this batch in its training window.
     await ctx.invoices.accept(batchName, props.etag);
 
     const baseline = championVersionId
