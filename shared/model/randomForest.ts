@@ -3,7 +3,16 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { deriveSeed } from './random';
-import { growTree, LEAF, LEAF_SCALE, type Tree, type TrainingMatrix, type TreeParams } from './tree';
+import {
+  growTree,
+  LEAF,
+  LEAF_SCALE,
+  toColumns,
+  type ColumnMatrix,
+  type Tree,
+  type TrainingMatrix,
+  type TreeParams,
+} from './tree';
 
 export type MaxFeatures = 'sqrt' | 'all' | number;
 
@@ -52,15 +61,16 @@ export async function trainForest(
     deriveSeed(params.seed, (params.firstTreeIndex ?? 0) + i),
   );
   const threads = Math.min(params.trees, params.threads ?? Math.min(2, availableParallelism()));
-  const trees =
-    threads > 1 && workerScript() !== undefined
-      ? await growInWorkers(matrix, treeParams, seeds, threads, params.onTreeDone)
-      : await growHere(matrix, treeParams, seeds, params.onTreeDone);
+  const inWorkers = threads > 1 && workerScript() !== undefined;
+  const columns = toColumns(matrix, { shared: inWorkers });
+  const trees = inWorkers
+    ? await growInWorkers(columns, treeParams, seeds, threads, params.onTreeDone)
+    : await growHere(columns, treeParams, seeds, params.onTreeDone);
   return { classes, features: matrix.features, trees };
 }
 
 async function growHere(
-  matrix: TrainingMatrix,
+  matrix: ColumnMatrix,
   params: TreeParams,
   seeds: number[],
   onTreeDone?: (done: number, total: number) => void,
@@ -81,15 +91,15 @@ function workerScript(): string | undefined {
   return existsSync(file) ? file : undefined;
 }
 
-function shared<T extends Uint8Array | Uint16Array>(array: T, make: (buffer: SharedArrayBuffer) => T): T {
-  if (array.buffer instanceof SharedArrayBuffer) return array;
-  const copy = make(new SharedArrayBuffer(array.byteLength));
-  copy.set(array);
+function sharedLabels(labels: Uint8Array): Uint8Array {
+  if (labels.buffer instanceof SharedArrayBuffer) return labels;
+  const copy = new Uint8Array(new SharedArrayBuffer(labels.byteLength));
+  copy.set(labels);
   return copy;
 }
 
 export interface WorkerInput {
-  matrix: TrainingMatrix;
+  matrix: ColumnMatrix;
   params: TreeParams;
 }
 export interface WorkerTask {
@@ -100,7 +110,7 @@ export type WorkerResult =
   { kind: 'tree'; treeIndex: number; tree: Tree } | { kind: 'error'; treeIndex: number; message: string };
 
 async function growInWorkers(
-  matrix: TrainingMatrix,
+  matrix: ColumnMatrix,
   params: TreeParams,
   seeds: number[],
   threads: number,
@@ -108,11 +118,8 @@ async function growInWorkers(
 ): Promise<Tree[]> {
   const input: WorkerInput = {
     params,
-    matrix: {
-      ...matrix,
-      bins: shared(matrix.bins, (b) => new Uint16Array(b)),
-      labels: shared(matrix.labels, (b) => new Uint8Array(b)),
-    },
+    // The columns are already shared; labels are shared so no worker gets a copy.
+    matrix: { ...matrix, labels: sharedLabels(matrix.labels) },
   };
   const trees = new Array<Tree>(seeds.length);
   let next = 0;

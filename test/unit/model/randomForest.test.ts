@@ -7,7 +7,14 @@ import {
   type Forest,
 } from '../../../shared/model/randomForest';
 import { trainFromRows, type TrainingOptions } from '../../../shared/model/training';
-import { growTree, LEAF, type Tree, type TrainingMatrix } from '../../../shared/model/tree';
+import {
+  growTree as growOnColumns,
+  LEAF,
+  toColumns,
+  type Tree,
+  type TrainingMatrix,
+  type TreeParams,
+} from '../../../shared/model/tree';
 import { mulberry32 } from '../../../shared/model/random';
 import { syntheticRows } from './syntheticInvoices';
 
@@ -21,6 +28,11 @@ const options: TrainingOptions = {
   versionId: 'v1',
   threads: 1,
 };
+
+/** Grows on a row-major matrix, transposed as trainForest does. */
+function growTree(matrix: TrainingMatrix, params: TreeParams, seed: number): Tree {
+  return growOnColumns(toColumns(matrix), params, seed);
+}
 
 /** Label = 1 when feature 1's bin is above 5, else 0; feature 0 is noise. */
 function ruleMatrix(rows: number, seed: number): TrainingMatrix {
@@ -83,6 +95,32 @@ describe('growTree', () => {
     expect(pruned.feature.length).toBeLessThan(bushy.feature.length);
     const sampled = resample(matrix, 5);
     for (const rows of walk(pruned, sampled).leafRows.values()) expect(rows).toBeGreaterThanOrEqual(40);
+  });
+
+  it('stores in each leaf the class shares of the bootstrap draws that reach it', () => {
+    const matrix = ruleMatrix(3000, 6);
+    const random = mulberry32(2);
+    for (let r = 0; r < matrix.rows; r++) if (random() < 0.2) matrix.labels[r] = 1 - matrix.labels[r];
+    // Deep enough to be exact, shallow enough that leaves hold many, mixed, repeated draws.
+    const tree = growTree(matrix, { featuresPerSplit: 1, minSamplesLeaf: 25, maxDepth: 32 }, 9);
+    const sampled = resample(matrix, 9);
+    const counts = new Map<number, [number, number]>();
+    for (let r = 0; r < sampled.rows; r++) {
+      let node = 0;
+      while (tree.feature[node] !== LEAF) {
+        const bin = sampled.bins[r * sampled.features + tree.feature[node]];
+        node = bin <= tree.threshold[node] ? tree.child[node] : tree.child[node] + 1;
+      }
+      const pair = counts.get(node) ?? [0, 0];
+      pair[sampled.labels[r]]++;
+      counts.set(node, pair);
+    }
+    expect(counts.size).toBeGreaterThan(10);
+    for (const [node, [zeros, ones]] of counts) {
+      const leaf = tree.child[node] * 2;
+      expect(tree.leafValues[leaf]).toBe(Math.round((zeros / (zeros + ones)) * 65535));
+      expect(tree.leafValues[leaf + 1]).toBe(Math.round((ones / (zeros + ones)) * 65535));
+    }
   });
 
   it('keeps leaf distributions normalised', () => {
