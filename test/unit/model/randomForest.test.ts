@@ -2,6 +2,7 @@ import { serializeModel } from '../../../shared/model/artifact';
 import {
   argmaxRows,
   mergeForests,
+  predictClasses,
   predictProba,
   resolveFeaturesPerSplit,
   type Forest,
@@ -17,6 +18,9 @@ import {
 } from '../../../shared/model/tree';
 import { mulberry32 } from '../../../shared/model/random';
 import { syntheticRows } from './syntheticInvoices';
+import { generateWeek } from '../../../shared/invoices/generator';
+import { encodeRows } from '../../../shared/model/features';
+import { LEAF_SCALE } from '../../../shared/model/tree';
 
 const options: TrainingOptions = {
   trees: 8,
@@ -191,5 +195,44 @@ describe('random forest on invoices', () => {
     expect(oldVote[2]).toBe(0);
     expect(newVote[1]).toBe(0);
     expect(newVote[2]).toBeCloseTo(1, 4);
+  });
+});
+
+/** The straightforward soft vote the optimised predictProba must equal bit for bit. */
+function referenceProba(forest: Forest, bins: Uint16Array, rows: number): Float32Array {
+  const K = forest.classes.length;
+  const sums = new Float64Array(rows * K);
+  for (const tree of forest.trees) {
+    for (let r = 0; r < rows; r++) {
+      let node = 0;
+      while (tree.feature[node] !== LEAF) {
+        const bin = bins[r * forest.features + tree.feature[node]];
+        node = bin <= tree.threshold[node] ? tree.child[node] : tree.child[node] + 1;
+      }
+      for (let k = 0; k < K; k++) sums[r * K + k] += tree.leafValues[tree.child[node] * K + k];
+    }
+  }
+  return Float32Array.from(sums, (v) => v / (LEAF_SCALE * forest.trees.length));
+}
+
+describe('prediction', () => {
+  it('gives the same probabilities and classes as the plain walk on a seeded model', async () => {
+    const world = { scenario: 'supplier-churn' as const, weeks: 3, rowsPerWeek: 3000, seed: 5 };
+    const { model } = await trainFromRows(generateWeek(world, 0), { ...options, trees: 21 });
+    // A later week: drifted rows, unseen suppliers, close votes.
+    const rows = [...generateWeek(world, 2)];
+    const { bins } = encodeRows(model.encoder, rows);
+    const K = model.forest.classes.length;
+    const probabilities = predictProba(model.forest, bins, rows.length);
+    expect(Array.from(probabilities)).toEqual(Array.from(referenceProba(model.forest, bins, rows.length)));
+    const classes = predictClasses(model.forest, bins, rows.length);
+    expect(Array.from(classes)).toEqual(Array.from(argmaxRows(probabilities, K)));
+    // Some rows must be undecided until late, or the early stop was not exercised.
+    let close = 0;
+    for (let r = 0; r < rows.length; r++) {
+      const sorted = Array.from(probabilities.subarray(r * K, (r + 1) * K)).sort((a, b) => b - a);
+      if (sorted[0] - sorted[1] < 0.2) close++;
+    }
+    expect(close).toBeGreaterThan(10);
   });
 });
