@@ -37,10 +37,17 @@ export const LEAF = 255;
 export const MAX_FEATURES = 254;
 export const LEAF_SCALE = 65535;
 
-/** The training matrix feature-major: one feature's bins for every row lie together. */
+/**
+ * The training matrix feature-major: one feature's bins for every row lie together, one byte a
+ * bin where the feature has at most 256 bins (all but large vocabularies), else two.
+ */
 export interface ColumnMatrix extends Omit<TrainingMatrix, 'bins'> {
-  /** Bin of row r for feature f at f * rows + r. */
-  columns: Uint16Array;
+  /** Bin of row r for a feature of at most 256 bins at f * rows + r. */
+  narrow: Uint8Array;
+  /** Bin of row r for a wider feature at wideSlot[f] * rows + r. */
+  wide: Uint16Array;
+  /** Per feature: its slot in `wide`, or -1 when it is in `narrow`. */
+  wideSlot: Int16Array;
 }
 
 /**
@@ -52,13 +59,19 @@ export function toColumns(matrix: TrainingMatrix, options: { shared?: boolean } 
   const { bins, rows, features, binCounts, labels, classCount } = matrix;
   if (bins.length !== rows * features)
     throw new RangeError(`expected ${rows * features} bins, got ${bins.length}`);
-  const bytes = rows * features * Uint16Array.BYTES_PER_ELEMENT;
-  const columns = new Uint16Array(options.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
-  for (let r = 0; r < rows; r++) {
-    const base = r * features;
-    for (let f = 0; f < features; f++) columns[f * rows + r] = bins[base + f];
+  const buffer = (bytes: number): ArrayBuffer | SharedArrayBuffer =>
+    options.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+  const wideSlot = new Int16Array(features).fill(-1);
+  let wideCount = 0;
+  for (let f = 0; f < features; f++) if (binCounts[f] > 256) wideSlot[f] = wideCount++;
+  const narrow = new Uint8Array(buffer(rows * features));
+  const wide = new Uint16Array(buffer(rows * wideCount * Uint16Array.BYTES_PER_ELEMENT));
+  for (let f = 0; f < features; f++) {
+    const slot = wideSlot[f];
+    if (slot < 0) for (let r = 0; r < rows; r++) narrow[f * rows + r] = bins[r * features + f];
+    else for (let r = 0; r < rows; r++) wide[slot * rows + r] = bins[r * features + f];
   }
-  return { columns, rows, features, binCounts, labels, classCount };
+  return { narrow, wide, wideSlot, rows, features, binCounts, labels, classCount };
 }
 
 /**
@@ -70,7 +83,7 @@ export function toColumns(matrix: TrainingMatrix, options: { shared?: boolean } 
  * over a node's rows per drawn feature builds its class histogram.
  */
 export function growTree(matrix: ColumnMatrix, params: TreeParams, seed: number): Tree {
-  const { columns, rows, features, binCounts, labels, classCount: K } = matrix;
+  const { narrow, wide, wideSlot, rows, features, binCounts, labels, classCount: K } = matrix;
   if (rows === 0) throw new RangeError('cannot grow a tree on zero rows');
   if (features > MAX_FEATURES) throw new RangeError(`at most ${MAX_FEATURES} features are supported`);
   const random = mulberry32(seed);
@@ -119,7 +132,10 @@ export function growTree(matrix: ColumnMatrix, params: TreeParams, seed: number)
       order[pick] = order[drawn];
       order[drawn] = f;
       drawn++;
-      const range = accumulate(columns, f * rows, nodeRows, start, end, histogram, K);
+      const range =
+        wideSlot[f] < 0
+          ? accumulateNarrow(narrow, f * rows, nodeRows, start, end, histogram, K)
+          : accumulateWide(wide, wideSlot[f] * rows, nodeRows, start, end, histogram, K);
       const lo = range & 0xffff;
       const hi = range >>> 16;
       if (lo === hi) constants[f] = 1;
@@ -135,7 +151,11 @@ export function growTree(matrix: ColumnMatrix, params: TreeParams, seed: number)
       continue;
     }
 
-    const middle = nodeRows.partition(columns, split.bestFeature * rows, split.bestThreshold, start, end);
+    const best = split.bestFeature;
+    const middle =
+      wideSlot[best] < 0
+        ? nodeRows.partition(narrow, best * rows, split.bestThreshold, start, end)
+        : nodeRows.partition(wide, wideSlot[best] * rows, split.bestThreshold, start, end);
     const leftChild = nodeFeature.length;
     nodeFeature[node] = split.bestFeature;
     nodeThreshold[node] = split.bestThreshold;
@@ -182,7 +202,13 @@ class NodeRows {
    * Stable partition of [start, end) by bin <= threshold; returns where the right side starts.
    * Stable, so every node keeps its rows ascending and its column reads move forward in memory.
    */
-  partition(columns: Uint16Array, column: number, threshold: number, start: number, end: number): number {
+  partition(
+    columns: Uint8Array | Uint16Array,
+    column: number,
+    threshold: number,
+    start: number,
+    end: number,
+  ): number {
     const { index, label, weight, spillIndex, spillLabel, spillWeight } = this;
     let i = start;
     let spilled = 0;
@@ -230,10 +256,37 @@ function bootstrap(rows: number, labels: Uint8Array, random: () => number): Node
 
 /**
  * Adds a node's rows to one feature's class histogram (bins × (K + 1), the last cell the bin's
- * total) and returns the lowest bin seen | the highest << 16. A small function of its own, so V8
- * optimises this hottest loop well (inside the large tree loop it ran about twice as slow).
+ * total) and returns the lowest bin seen | the highest << 16. Small functions of their own, one per
+ * column type, so V8 optimises this hottest loop monomorphically (inside the large tree loop it
+ * ran about twice as slow).
  */
-function accumulate(
+function accumulateNarrow(
+  columns: Uint8Array,
+  column: number,
+  nodeRows: NodeRows,
+  start: number,
+  end: number,
+  histogram: Uint32Array,
+  K: number,
+): number {
+  const { index, label, weight } = nodeRows;
+  const stride = K + 1;
+  let lo = 0xffff;
+  let hi = 0;
+  for (let i = start; i < end; i++) {
+    const bin = columns[column + index[i]];
+    const w = weight[i];
+    const cell = bin * stride;
+    histogram[cell + label[i]] += w;
+    histogram[cell + K] += w;
+    if (bin < lo) lo = bin;
+    if (bin > hi) hi = bin;
+  }
+  return (lo | (hi << 16)) >>> 0;
+}
+
+/** accumulateNarrow for two-byte columns (the same body; kept apart so each stays monomorphic). */
+function accumulateWide(
   columns: Uint16Array,
   column: number,
   nodeRows: NodeRows,
