@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { AzureRegionInfo } from './azureRegions';
+import { type AzureRegionInfo, findAzureRegion } from './azureRegions';
 import { dedupeByStart } from './electricityMaps';
 import { type HttpTuning, JsonHttpClient } from './http';
 import { rejection } from './plausibility';
@@ -119,6 +119,10 @@ export class CarbonAwareSdkProvider implements CarbonProvider {
         `forecast asked for ${zone}, answered for ${body.map((f) => f.location).join(', ')}`,
       );
     }
+    this.refuseOtherRegions(
+      entry.forecastData.map((p) => p.location),
+      new Set([zone]),
+    );
     const endMs = this.now() + horizonHours * 3_600_000;
     const kept = this.dropZeroLength(
       entry.forecastData.map((p) => ({ ...p, minutes: p.duration, at: p.timestamp })),
@@ -161,6 +165,10 @@ export class CarbonAwareSdkProvider implements CarbonProvider {
   ): Promise<IntensityPoint[]> {
     const rows = await this.emissionRows(locations, fromMs, toMs);
     const asked = new Set(locations);
+    this.refuseOtherRegions(
+      rows.map((row) => row.location),
+      asked,
+    );
     if (rows.every((row) => asked.has(row.location)))
       return this.toEmissionPoints(rows, locations, (row) => row.location);
     if (locations.length === 1) return this.toEmissionPoints(rows, locations, () => locations[0]);
@@ -195,6 +203,21 @@ export class CarbonAwareSdkProvider implements CarbonProvider {
     return [...byLocation.values()]
       .flatMap((points) => dedupeByStart(points))
       .sort((a, b) => Date.parse(a.startsAt) - Date.parse(b.startsAt));
+  }
+
+  /**
+   * A renamed location is the upstream provider's own name (WattTime's `CAISO_NORTH`); the name of
+   * another Azure region is no rename but an answer for somewhere else.
+   */
+  private refuseOtherRegions(answered: readonly string[], asked: ReadonlySet<string>): void {
+    const other = answered.find((location) => !asked.has(location) && findAzureRegion(location));
+    if (other) {
+      throw rejection(
+        'zone-mismatch',
+        this.name,
+        `asked for ${[...asked].join(', ')}, answered for Azure region ${other}`,
+      );
+    }
   }
 
   /** Renamed locations mean WattTime is behind the SDK: marginal. Otherwise the configured signal. */

@@ -28,7 +28,7 @@ export type CarbonSettings = Pick<
   | 'CARBON_HTTP_MAX_RETRIES'
   | 'CARBON_LIVE_MAX_AGE_MINUTES'
   | 'CARBON_CLOCK_SKEW_MINUTES'
-  | 'CARBON_FORECAST_MAX_FILL_SLOTS'
+  | 'CARBON_FORECAST_MAX_GAP_MINUTES'
   | 'CARBON_AWARE_SDK_SIGNAL'
 >;
 
@@ -105,7 +105,7 @@ export function chainChecksFrom(settings: CarbonSettings): ChainChecks {
   return {
     liveMaxAgeMinutes: settings.CARBON_LIVE_MAX_AGE_MINUTES,
     clockSkewMinutes: settings.CARBON_CLOCK_SKEW_MINUTES,
-    maxFillSlots: settings.CARBON_FORECAST_MAX_FILL_SLOTS,
+    maxGapMinutes: settings.CARBON_FORECAST_MAX_GAP_MINUTES,
   };
 }
 
@@ -138,7 +138,7 @@ const CARBON_SETTING_KEYS = [
   'CARBON_HTTP_MAX_RETRIES',
   'CARBON_LIVE_MAX_AGE_MINUTES',
   'CARBON_CLOCK_SKEW_MINUTES',
-  'CARBON_FORECAST_MAX_FILL_SLOTS',
+  'CARBON_FORECAST_MAX_GAP_MINUTES',
   'CARBON_AWARE_SDK_SIGNAL',
 ] as const satisfies readonly (keyof CarbonSettings)[];
 

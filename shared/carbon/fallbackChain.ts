@@ -41,7 +41,7 @@ export type ChainChecks = Omit<CheckOptions, 'nowMs'>;
 export const DEFAULT_CHAIN_CHECKS: ChainChecks = {
   liveMaxAgeMinutes: 180,
   clockSkewMinutes: 5,
-  maxFillSlots: 3,
+  maxGapMinutes: 180,
 };
 
 export interface ChainOutcome<T> {

@@ -18,9 +18,10 @@ import type { Forecast, IntensityPoint, SignalType } from './types';
  *   check only.
  * - Age: a reading from the future beyond the clock-skew allowance, or older than the live limit, is
  *   not live; the same for a forecast's issue time.
- * - Forecasts: sorted, duplicate slots removed, a gap of up to `maxFillSlots` filled by linear
- *   interpolation between its neighbours (labelled `interpolated`), a longer gap ends the forecast
- *   there (reported); the result must cover now.
+ * - Forecasts: sorted, duplicate slots removed, a gap of up to `maxGapMinutes` filled by linear
+ *   interpolation between its neighbours (labelled `interpolated`: a missing hour between 180 g and
+ *   220 g is most likely near 200 g), a longer gap ends the forecast there (reported); the result
+ *   must cover now.
  */
 export type CarbonRejection =
   'implausible-value' | 'zone-mismatch' | 'from-the-future' | 'stale' | 'forecast-not-current' | 'empty';
@@ -70,8 +71,8 @@ export interface CheckOptions {
   readonly liveMaxAgeMinutes: number;
   /** How far in the future a timestamp may lie before it counts as wrong (clocks differ). */
   readonly clockSkewMinutes: number;
-  /** Longest gap (in slots) filled by interpolation; longer gaps end the forecast. */
-  readonly maxFillSlots: number;
+  /** Longest gap filled by interpolation; a longer gap ends the forecast. */
+  readonly maxGapMinutes: number;
 }
 
 export function rejection(
@@ -229,7 +230,7 @@ export function checkForecast(forecast: Forecast, askedZone: string, options: Ch
     const nextMs = Date.parse(next.startsAt);
     const missing = Math.round((nextMs - previousMs) / stepMs) - 1;
     if (previous.durationMinutes === stepMinutes && missing > 0 && (nextMs - previousMs) % stepMs === 0) {
-      if (missing > options.maxFillSlots) {
+      if (missing * stepMinutes > options.maxGapMinutes) {
         truncatedAt = new Date(previousMs + stepMs).toISOString();
         break;
       }

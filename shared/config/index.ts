@@ -261,13 +261,13 @@ export const SETTINGS_SCHEMA = z.object({
     .max(60)
     .default(5)
     .describe('How far ahead of now a provider timestamp may be before it is refused.'),
-  CARBON_FORECAST_MAX_FILL_SLOTS: z.coerce
+  CARBON_FORECAST_MAX_GAP_MINUTES: z.coerce
     .number()
     .int()
     .min(0)
-    .max(12)
-    .default(3)
-    .describe('Longest forecast gap (in slots) filled by linear interpolation; longer gaps end it.'),
+    .max(720)
+    .default(180)
+    .describe('Longest forecast gap filled by linear interpolation; a longer gap ends the forecast there.'),
   CARBON_POLL_DEADLINE_SECONDS: positiveInt
     .default(120)
     .describe('Overall deadline of one poll (all regions, retries and Retry-After waits).'),
