@@ -2,7 +2,11 @@ import { createHash } from 'node:crypto';
 import { BatchUnreadableError, GreenMlError, ValidationError } from '../errors';
 import { parseInvoiceBatch, BatchTally } from '../invoices/parser';
 import { ChunkedEvaluator, type EvaluationReport } from '../model/evaluation';
-import { decideRetrain, thresholdsFromSettings, type RetrainDecision } from '../policy/retrainDecision';
+import {
+  decideAfterEvaluation,
+  thresholdsFromSettings,
+  type RetrainDecision,
+} from '../policy/retrainDecision';
 import { measureInvocation } from '../sci/processUsage';
 import { EVENT, METRIC } from '../telemetry/telemetry';
 import type { PipelineContext } from './context';
@@ -103,25 +107,15 @@ export async function processIncomingBatch(
     const baseline = championVersionId
       ? (await ctx.registry.getVersionMetadata(modelName, championVersionId)).holdoutMetrics.accuracy
       : null;
-    const decision: RetrainDecision =
-      baseline === null || report === null
-        ? {
-            kind: 'retrainNow',
-            reason: 'no champion model yet: initial training',
-            relativeDrop: 0,
-            deadline: new Date(
-              Date.parse(nowIso) + ctx.settings.RETRAIN_NOW_DEADLINE_HOURS * 3_600_000,
-            ).toISOString(),
-          }
-        : decideRetrain(
-            {
-              championBaselineAccuracy: baseline,
-              batchAccuracy: report.accuracy,
-              rowsAccepted: summary.accepted,
-              evaluatedAt: nowIso,
-            },
-            thresholdsFromSettings(ctx.settings),
-          );
+    const decision: RetrainDecision = decideAfterEvaluation(
+      {
+        championBaselineAccuracy: baseline,
+        batchAccuracy: report?.accuracy ?? null,
+        rowsAccepted: summary.accepted,
+        evaluatedAt: nowIso,
+      },
+      thresholdsFromSettings(ctx.settings),
+    );
     const action = await act(ctx, client, decision, batchName, correlationId, nowIso);
 
     const unseen = report?.featureMix.unseenShare;

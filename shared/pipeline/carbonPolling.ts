@@ -1,5 +1,6 @@
 import { METRIC } from '../telemetry/telemetry';
 import { withCarbonDeadline } from '../carbon/deadline';
+import { describeError } from '../errors';
 import { zoneForRegion } from '../carbon/provider';
 import { carbonPollNeed, type PollNeed, type WaitingRequest } from '../policy/carbonPollNeed';
 import { nextOccurrence, parseSchedule } from './ncrontab';
@@ -34,6 +35,8 @@ export interface PollSummary {
   signalled: { modelName: string; reason: StartTrainingEvent['reason']; region: string; startAt: string }[];
   restarted: string[];
   orphansDeleted: string[];
+  /** Orphans whose delete failed this time (the next poll tries again). */
+  orphanDeleteFailures: { groupName: string; reason: string }[];
 }
 
 export function orchestrationTimings(ctx: PipelineContext): OrchestrationTimings {
@@ -61,6 +64,7 @@ export async function pollCarbon(
     signalled: [],
     restarted: [],
     orphansDeleted: [],
+    orphanDeleteFailures: [],
   };
   const active = [];
   for (const pending of await ctx.pending.listWaiting()) {
@@ -98,7 +102,9 @@ export async function pollCarbon(
   } else {
     ctx.log(`carbon poll skipped: ${summary.carbon.reason}`);
   }
-  summary.orphansDeleted = await sweepOrphanContainers(ctx, client);
+  const sweep = await sweepOrphanContainers(ctx, client);
+  summary.orphansDeleted = sweep.deleted;
+  summary.orphanDeleteFailures = sweep.failed;
   return summary;
 }
 
@@ -148,21 +154,31 @@ async function replan(
   }
 }
 
-/** Groups tagged by this app whose orchestration is no longer active and that are not serving. */
+/**
+ * Groups tagged by this app whose orchestration is no longer active and that are not serving
+ * (nor waiting to be retired by a live switch). One failed delete never stops the sweep: every
+ * group is tried, and the failures are reported.
+ */
 export async function sweepOrphanContainers(
   ctx: PipelineContext,
   client: OrchestrationClient,
-): Promise<string[]> {
+): Promise<{ deleted: string[]; failed: { groupName: string; reason: string }[] }> {
   const serving = new Set((await ctx.serving.listAll()).map((s) => s.groupName));
   const deleted: string[] = [];
+  const failed: { groupName: string; reason: string }[] = [];
   for (const group of await ctx.launcher.list({ tags: { app: APP_TAG } })) {
     if (serving.has(group.groupName)) continue;
     const owner = group.tags.instanceId;
-    const status = owner ? await client.status(owner) : null;
-    if (status && isActive(status.runtimeStatus)) continue;
-    await ctx.launcher.delete(group.groupName);
-    deleted.push(group.groupName);
-    ctx.log(`deleted orphan container group ${group.groupName} (owner ${owner ?? 'unknown'} not running)`);
+    try {
+      const status = owner ? await client.status(owner) : null;
+      if (status && isActive(status.runtimeStatus)) continue;
+      await ctx.launcher.delete(group.groupName);
+      deleted.push(group.groupName);
+      ctx.log(`deleted orphan container group ${group.groupName} (owner ${owner ?? 'unknown'} not running)`);
+    } catch (error) {
+      failed.push({ groupName: group.groupName, reason: describeError(error) });
+      ctx.log(`could not delete orphan container group ${group.groupName}: ${describeError(error)}`);
+    }
   }
-  return deleted;
+  return { deleted, failed };
 }
