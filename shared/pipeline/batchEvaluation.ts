@@ -252,7 +252,13 @@ async function score(ctx: PipelineContext, batchName: string, etag: string, nowI
         return { ok: false as const, error };
       }
       const status = (error as { statusCode?: number }).statusCode;
-      if (status === 404 || status === 412) return { ok: 'superseded' as const, error };
+      // A 404/412 means superseded only if the upload really changed; otherwise retry.
+      if (
+        (status === 404 || status === 412) &&
+        (await ctx.invoices.incomingProperties(batchName))?.etag !== etag
+      ) {
+        return { ok: 'superseded' as const, error };
+      }
       throw error;
     }
   });

@@ -208,7 +208,11 @@ export class InvoiceStore {
         // 404/412: the source is gone or was replaced; a racing worker may have copied it first.
         const status = statusOf(error);
         if (status !== 404 && status !== 412) throw error;
-        if (!(await this.isCopyOf(copy, etag))) return 'superseded';
+        if (!(await this.isCopyOf(copy, etag))) {
+          // Only a source that really changed is superseded; anything else is a failure to retry.
+          if ((await this.incomingProperties(name))?.etag === etag) throw error;
+          return 'superseded';
+        }
       }
     }
     try {
