@@ -1,3 +1,4 @@
+import { statusCodeOf } from '../shared/errors/classify';
 import { loadSettings, type Settings } from '../shared/config';
 import { createStorageClients, type StorageClients } from '../shared/storage/clients';
 import { ModelRegistry } from '../shared/registry';
@@ -59,7 +60,7 @@ export async function composePipeline(
   // On Azure the deployment creates containers and tables; identities without create rights get 403.
   const ensure = (step: Promise<unknown>) =>
     step.catch((error: unknown) => {
-      if ((error as { statusCode?: number }).statusCode !== 403) throw error;
+      if (statusCodeOf(error) !== 403) throw error;
     });
   await Promise.all([
     ensure(registry.ensureContainer()),

@@ -249,6 +249,26 @@ export const SETTINGS_SCHEMA = z.object({
     .default('info')
     .describe('Least severe log level written.'),
   CPU_MEASUREMENT: bool.default(true).describe('Functions record their own CPU time per invocation.'),
+  // --- Serving (issue 11). Declared here by the infra work so the Bicep app settings have a schema
+  // key to sync with; the serving planner owns their meaning and may refine the descriptions.
+  MODEL_API_HOST: z
+    .enum(['local', 'aci', 'containerapps'])
+    .default('local')
+    .describe('Where the model API runs: local process, Container Instances or Container Apps.'),
+  CONTAINER_APPS_ENVIRONMENT_ID: z
+    .string()
+    .optional()
+    .describe('Resource id of the Container Apps managed environment (containerapps).'),
+  SERVING_LATENCY_BUDGET_MS: positiveNumber
+    .default(30)
+    .describe('Largest round-trip time from HOME_REGION a serving region may add.'),
+  SERVING_P99_SLO_MS: positiveNumber.default(200).describe('Model API p99 latency objective.'),
+  SERVING_MAX_ACCURACY_LOSS: fraction
+    .default(0.002)
+    .describe('Largest held-out accuracy loss (fraction) a smaller served forest may have.'),
+  MODEL_API_KEY_SECRET_URI: url
+    .optional()
+    .describe('Key Vault secret URI of the model API key (key auth mode).'),
   // --- batch path: claims, the incoming sweep (issue 16) ---
   // A claim longer than any evaluation (a 200 MB batch scores in well under a minute) but short
   // enough that a batch whose worker died is picked up again the same hour.

@@ -2,7 +2,11 @@ import { createHash } from 'node:crypto';
 import { BatchUnreadableError, ValidationError, describeError } from '../errors';
 import { parseInvoiceBatch, BatchTally } from '../invoices/parser';
 import { ChunkedEvaluator, type EvaluationReport } from '../model/evaluation';
-import { decideRetrain, thresholdsFromSettings, type RetrainDecision } from '../policy/retrainDecision';
+import {
+  decideAfterEvaluation,
+  thresholdsFromSettings,
+  type RetrainDecision,
+} from '../policy/retrainDecision';
 import { measureInvocation } from '../sci/processUsage';
 import { EVENT, METRIC } from '../telemetry/telemetry';
 import { parseWith } from '../validation';
@@ -289,25 +293,15 @@ async function score(ctx: PipelineContext, batchName: string, etag: string, nowI
   const baseline = championVersionId
     ? (await ctx.registry.getVersionMetadata(modelName, championVersionId)).holdoutMetrics.accuracy
     : null;
-  const decision: RetrainDecision =
-    baseline === null || report === null
-      ? {
-          kind: 'retrainNow',
-          reason: 'no champion model yet: initial training',
-          relativeDrop: 0,
-          deadline: new Date(
-            Date.parse(nowIso) + ctx.settings.RETRAIN_NOW_DEADLINE_HOURS * 3_600_000,
-          ).toISOString(),
-        }
-      : decideRetrain(
-          {
-            championBaselineAccuracy: baseline,
-            batchAccuracy: report.accuracy,
-            rowsAccepted: summary.accepted,
-            evaluatedAt: nowIso,
-          },
-          thresholdsFromSettings(ctx.settings),
-        );
+  const decision: RetrainDecision = decideAfterEvaluation(
+    {
+      championBaselineAccuracy: baseline,
+      batchAccuracy: report?.accuracy ?? null,
+      rowsAccepted: summary.accepted,
+      evaluatedAt: nowIso,
+    },
+    thresholdsFromSettings(ctx.settings),
+  );
   const unseen = report?.featureMix.unseenShare;
   const draft: EvaluationDraft = {
     modelName,

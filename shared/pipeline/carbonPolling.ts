@@ -1,4 +1,5 @@
 import { METRIC } from '../telemetry/telemetry';
+import { describeError } from '../errors';
 import { zoneForRegion } from '../carbon/provider';
 import { nextOccurrence, parseSchedule } from './ncrontab';
 import {
@@ -25,6 +26,8 @@ export interface PollSummary {
   signalled: { modelName: string; reason: StartTrainingEvent['reason']; region: string; startAt: string }[];
   restarted: string[];
   orphansDeleted: string[];
+  /** Orphans whose delete failed this time (the next poll tries again). */
+  orphanDeleteFailures: { groupName: string; reason: string }[];
 }
 
 export function orchestrationTimings(ctx: PipelineContext): OrchestrationTimings {
@@ -60,7 +63,14 @@ export async function pollCarbon(
     return { region: c.region, zone, gramsPerKwh: c.latestGramsPerKwh, source: c.forecast?.quality ?? null };
   });
 
-  const summary: PollSummary = { at: nowIso, readings, signalled: [], restarted: [], orphansDeleted: [] };
+  const summary: PollSummary = {
+    at: nowIso,
+    readings,
+    signalled: [],
+    restarted: [],
+    orphansDeleted: [],
+    orphanDeleteFailures: [],
+  };
   for (const pending of await ctx.pending.listWaiting()) {
     const { request } = pending;
     const instanceId = retrainInstanceId(request.modelName);
@@ -91,25 +101,37 @@ export async function pollCarbon(
       ctx.log(`signalled ${instanceId}: ${reason}, ${plan.region} at ${plan.startAt}`);
     }
   }
-  summary.orphansDeleted = await sweepOrphanContainers(ctx, client);
+  const sweep = await sweepOrphanContainers(ctx, client);
+  summary.orphansDeleted = sweep.deleted;
+  summary.orphanDeleteFailures = sweep.failed;
   return summary;
 }
 
-/** Groups tagged by this app whose orchestration is no longer active and that are not serving. */
+/**
+ * Groups tagged by this app whose orchestration is no longer active and that are not serving
+ * (nor waiting to be retired by a live switch). One failed delete never stops the sweep: every
+ * group is tried, and the failures are reported.
+ */
 export async function sweepOrphanContainers(
   ctx: PipelineContext,
   client: OrchestrationClient,
-): Promise<string[]> {
+): Promise<{ deleted: string[]; failed: { groupName: string; reason: string }[] }> {
   const serving = new Set((await ctx.serving.listAll()).map((s) => s.groupName));
   const deleted: string[] = [];
+  const failed: { groupName: string; reason: string }[] = [];
   for (const group of await ctx.launcher.list({ tags: { app: APP_TAG } })) {
     if (serving.has(group.groupName)) continue;
     const owner = group.tags.instanceId;
-    const status = owner ? await client.status(owner) : null;
-    if (status && isActive(status.runtimeStatus)) continue;
-    await ctx.launcher.delete(group.groupName);
-    deleted.push(group.groupName);
-    ctx.log(`deleted orphan container group ${group.groupName} (owner ${owner ?? 'unknown'} not running)`);
+    try {
+      const status = owner ? await client.status(owner) : null;
+      if (status && isActive(status.runtimeStatus)) continue;
+      await ctx.launcher.delete(group.groupName);
+      deleted.push(group.groupName);
+      ctx.log(`deleted orphan container group ${group.groupName} (owner ${owner ?? 'unknown'} not running)`);
+    } catch (error) {
+      failed.push({ groupName: group.groupName, reason: describeError(error) });
+      ctx.log(`could not delete orphan container group ${group.groupName}: ${describeError(error)}`);
+    }
   }
-  return deleted;
+  return { deleted, failed };
 }
