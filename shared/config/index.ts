@@ -298,6 +298,22 @@ export const SETTINGS_SCHEMA = z.object({
   MODEL_API_KEY_SECRET_URI: url
     .optional()
     .describe('Key Vault secret URI of the model API key (key auth mode).'),
+  // --- batch path: claims, the incoming sweep (issue 16) ---
+  // A claim longer than any evaluation (a 200 MB batch scores in well under a minute) but short
+  // enough that a batch whose worker died is picked up again the same hour.
+  BATCH_CLAIM_TTL_MINUTES: positiveInt
+    .max(24 * 60)
+    .default(10)
+    .describe('Lease of a batch claim; an unfinished claim older than this is resumed by another delivery.'),
+  INCOMING_SWEEP_SCHEDULE: z
+    .string()
+    .regex(/^(\S+\s+){5}\S+$/, 'six-field NCRONTAB expression')
+    .default('0 */10 * * * *')
+    .describe('Timer schedule of the incoming sweep (re-drives stuck batches and stale claims).'),
+  INCOMING_STALE_MINUTES: positiveInt
+    .max(7 * 24 * 60)
+    .default(15)
+    .describe('A blob still in invoices/incoming/ after this long is re-driven by the sweep.'),
 });
 
 export type Settings = z.output<typeof SETTINGS_SCHEMA>;
