@@ -66,7 +66,12 @@ export function parseGrammarNumber(raw: unknown, grammar: NumberGrammar): CellRe
   }
   const text = raw.trim();
   if (text === '') return { ok: false, message: 'required' };
-  if (!patternOf(grammar).test(text)) return { ok: false, message: `expected ${describeGrammar(grammar)}` };
+  if (!patternOf(grammar).test(text)) {
+    if (!grammar.sign && text.startsWith('-') && patternOf(grammar).test(text.slice(1))) {
+      return { ok: false, message: 'must not be negative' };
+    }
+    return { ok: false, message: `expected ${describeGrammar(grammar)}` };
+  }
   const value = Number(text);
   // `9e999` matches the grammar and overflows to Infinity.
   if (!Number.isFinite(value)) return { ok: false, message: 'expected a finite number' };

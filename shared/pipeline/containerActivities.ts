@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ConflictError, ValidationError } from '../errors';
 import { parseWith } from '../validation';
 import type { GroupState } from '../containers/launcher';
+import { modelApiCredentials } from '../modelApi/credentials';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
 import type { ContainerState, StageUsage } from './contracts';
 import { SERVING_SCHEMA } from './servingState';
@@ -242,6 +243,7 @@ export async function launchModelApi(ctx: PipelineContext, raw: unknown) {
   const s = ctx.settings;
   const groupName = `api-${shortId(input.runId)}`;
   const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
+  const auth = modelApiCredentials(ctx.launcher.kind);
   await ctx.launcher.create({
     groupName,
     role: 'model-api',
@@ -249,8 +251,13 @@ export async function launchModelApi(ctx: PipelineContext, raw: unknown) {
     region: s.HOME_REGION,
     cpuCores: s.MODEL_API_CPU_CORES,
     memoryGb: s.MODEL_API_MEMORY_GB,
-    environment: { ...storageEnv.environment, MODEL_NAME: input.modelName, MODEL_VERSION: input.versionId },
-    secureEnvironment: storageEnv.secureEnvironment,
+    environment: {
+      ...storageEnv.environment,
+      ...auth.environment,
+      MODEL_NAME: input.modelName,
+      MODEL_VERSION: input.versionId,
+    },
+    secureEnvironment: { ...storageEnv.secureEnvironment, ...auth.secureEnvironment },
     port: MODEL_API_PORT,
     identityResourceId: s.MODEL_API_IDENTITY_ID,
     tags: {
@@ -299,7 +306,12 @@ export async function checkModelApiHealth(
     }
     const info = parseWith(
       MODEL_INFO,
-      await (await fetchImpl(`${state.endpoint}/model`)).json(),
+      await (
+        await fetchImpl(`${state.endpoint}/model`, {
+          headers: modelApiCredentials(ctx.launcher.kind).headers,
+          signal: AbortSignal.timeout(5000),
+        })
+      ).json(),
       '/model response',
     );
     const healthy = info.versionId === input.expectedVersionId;
@@ -354,7 +366,10 @@ export async function retireModelApi(
   let predictionsServed = 0;
   if (previous.endpoint) {
     try {
-      const response = await fetchImpl(`${previous.endpoint}/model`, { signal: AbortSignal.timeout(5000) });
+      const response = await fetchImpl(`${previous.endpoint}/model`, {
+        headers: modelApiCredentials(ctx.launcher.kind).headers,
+        signal: AbortSignal.timeout(5000),
+      });
       predictionsServed = parseWith(SERVED_INFO, await response.json(), '/model response').predictionsServed;
     } catch {
       // A dead old API served nothing more we can count; its time still counts below.

@@ -225,10 +225,11 @@ describe('model API against hostile input', () => {
       let load: Answer | undefined;
       for (let attempt = 0; attempt < 200; attempt++) {
         load = await api.call('GET', '/metrics/load');
-        const hours = load.body.hours as { requests: number }[];
+        const hours = (load.body.hours ?? []) as { requests: number }[];
         if (hours.length > 0 && hours[0].requests > 0) break;
         await new Promise((r) => setTimeout(r, 20));
       }
+      expect(load?.status).toBe(200);
       const [hour] = load?.body.hours as { requests: number; rowsPredicted: number }[];
       expect(hour).toMatchObject({ requests: 1, rowsPredicted: 0 });
       expect((await api.call('GET', '/model')).body).toMatchObject({
