@@ -32,7 +32,7 @@ export function quoted(value: unknown): string {
   return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value;
 }
 
-function invalid(issues: Issue[], truncated: boolean): ValidationError {
+export function invalid(issues: Issue[], truncated: boolean): ValidationError {
   const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
   return new ValidationError(`Invalid predict request: ${summary}${truncated ? '; ...' : ''}`, issues, {
     details: { truncated },
@@ -62,20 +62,18 @@ export function readPredictEnvelope(body: unknown): PredictEnvelope {
       false,
     );
   }
-  if (invoices.length === 0)
-    throw invalid([{ path: 'invoices', message: 'at least one invoice is required' }], false);
-  if (invoices.length > MAX_BATCH_ROWS) {
-    throw invalid(
-      [
-        {
-          path: 'invoices',
-          message: `at most ${MAX_BATCH_ROWS} invoices per request (got ${invoices.length})`,
-        },
-      ],
-      false,
-    );
-  }
+  if (invoices.length === 0) throw noRows();
+  if (invoices.length > MAX_BATCH_ROWS) throw tooManyRows(invoices.length);
   return { kind: 'batch', rawRows: invoices };
+}
+
+export function tooManyRows(count: number): ValidationError {
+  const message = `at most ${MAX_BATCH_ROWS} invoices per request (got ${count})`;
+  return invalid([{ path: 'invoices', message }], false);
+}
+
+export function noRows(): ValidationError {
+  return invalid([{ path: 'invoices', message: 'at least one invoice is required' }], false);
 }
 
 const c = INVOICE_CELL_CHECKS;
@@ -96,7 +94,7 @@ const FEATURE_CHECKS: readonly [keyof FeatureRow, CellCheck<unknown>][] = [
 const KNOWN_KEYS = new Set<string>([...FEATURE_CHECKS.map(([name]) => name), 'vatRatePercent']);
 
 /**
- * Checks rows into FeatureRows, a range at a time, and stops collecting after a few issues so an
+ * Checks rows into FeatureRows, a slice at a time, and stops collecting after a few issues so an
  * all-invalid 10,000-row batch costs no more than a valid one. The label (`vatRatePercent`) may be
  * present, so rows can be sent straight from a labelled batch; it is checked but not kept.
  */
@@ -105,23 +103,22 @@ export class RowChecker {
   readonly issues: Issue[] = [];
   private truncated = false;
 
-  constructor(private readonly envelope: PredictEnvelope) {}
+  constructor(private readonly kind: PredictEnvelope['kind']) {}
 
   get done(): boolean {
     return this.issues.length >= MAX_REPORTED_ISSUES;
   }
 
-  /** Checks rows [from, to); returns false once enough issues are collected to answer. */
-  check(from: number, to: number): boolean {
-    const raw = this.envelope.rawRows;
-    const batch = this.envelope.kind === 'batch';
-    for (let r = from; r < to && r < raw.length; r++) {
+  /** Checks `raw`, whose first row is row `firstIndex` of the request; false once enough issues are in. */
+  add(raw: readonly unknown[], firstIndex = 0): boolean {
+    const batch = this.kind === 'batch';
+    for (let k = 0; k < raw.length; k++) {
       if (this.done) {
         this.truncated = true;
         return false;
       }
-      const prefix = batch ? `invoices.${r}` : '';
-      const row = raw[r];
+      const prefix = batch ? `invoices.${firstIndex + k}` : '';
+      const row = raw[k];
       if (typeof row !== 'object' || row === null || Array.isArray(row)) {
         this.issue(prefix || '(root)', `expected an invoice object, got ${quoted(row)}`);
         continue;
@@ -157,9 +154,10 @@ export class RowChecker {
 
   /** Throws the collected issues, if any. */
   finish(): PredictRequest {
-    if (this.issues.length > 0)
+    if (this.issues.length > 0) {
       throw invalid(this.issues, this.truncated || this.issues.length >= MAX_REPORTED_ISSUES);
-    return { kind: this.envelope.kind, rows: this.rows };
+    }
+    return { kind: this.kind, rows: this.rows };
   }
 
   private issue(path: string, message: string): void {
@@ -180,7 +178,7 @@ function withValue(message: string, value: unknown): string {
 /** Reads and checks a whole body at once (tests, benchmarks; the server checks in chunks). */
 export function parsePredictRequest(body: unknown): PredictRequest {
   const envelope = readPredictEnvelope(body);
-  const checker = new RowChecker(envelope);
-  checker.check(0, envelope.rawRows.length);
+  const checker = new RowChecker(envelope.kind);
+  checker.add(envelope.rawRows);
   return checker.finish();
 }

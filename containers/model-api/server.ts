@@ -14,7 +14,15 @@ import type { ModelMetadata } from '../../shared/model/metadata';
 import type { ApiAuth, ApiTransport } from './apiSettings';
 import { createAuthenticator } from './auth';
 import { LoadMetrics, type LoadReport } from './loadMetrics';
-import { MAX_BATCH_ROWS, quoted, readPredictEnvelope, RowChecker } from './predictRequest';
+import { BatchText, NotOnlyInvoices } from './batchText';
+import {
+  MAX_BATCH_ROWS,
+  noRows,
+  quoted,
+  readPredictEnvelope,
+  RowChecker,
+  tooManyRows,
+} from './predictRequest';
 import {
   PredictionWriter,
   predictChunk,
@@ -73,7 +81,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   headersTimeoutMs: 5000,
   requestTimeoutMs: 15_000,
   keepAliveTimeoutMs: 5000,
-  chunkRows: 1000,
+  chunkRows: 250,
   retryAfterSeconds: 1,
   maxRssBytes: 1024 * 1024 * 1024,
   maxEventLoopDelayMs: 2000,
@@ -251,13 +259,13 @@ export function buildServer(
   // Only JSON is read; Fastify's text/plain parser would turn a wrong content type into a 400.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = body as string;
+    // A large body is parsed by the handler a slice at a time (see BatchText).
+    if (text.length > limits.heavyBodyBytes) return done(null, new LargeBody(text));
     try {
-      // JSON.parse keeps a `__proto__` key as a plain own property (no prototype change); the row
-      // checks then reject it by name, which says more than "not valid JSON".
-      done(null, JSON.parse(body as string));
-    } catch {
-      // V8's message quotes the body, so none of it is passed on.
-      done(new ValidationError('Body is not valid JSON', [{ path: '(body)', message: 'not valid JSON' }]));
+      done(null, parseWhole(text));
+    } catch (error) {
+      done(error as Error);
     }
   });
 
@@ -406,13 +414,15 @@ export function buildServer(
     scope.post('/predict', async (request, reply) => {
       if (state.kind !== 'ready') return notReady(reply);
       const { served, serving } = state;
-      const envelope = readPredictEnvelope(request.body);
-      const total = envelope.rawRows.length;
-      const checker = new RowChecker(envelope);
-      for (let from = 0; from < total; from += limits.chunkRows) {
-        if (!checker.check(from, from + limits.chunkRows)) break;
-        if (from + limits.chunkRows < total) await nextTurn(request);
-      }
+      const body = request.body;
+      const reader = body instanceof LargeBody ? BatchText.open(body.text) : null;
+      const checker = reader
+        ? await checkSlices(reader, request, limits.chunkRows)
+        : await checkWhole(
+            body instanceof LargeBody ? parseWhole(body.text) : body,
+            request,
+            limits.chunkRows,
+          );
       const { rows } = checker.finish();
       const writer = new PredictionWriter(served);
       for (let from = 0; from < rows.length; from += limits.chunkRows) {
@@ -475,6 +485,64 @@ export function buildServer(
   });
 
   return app;
+}
+
+/** The text of a body too large to parse in one piece without stalling other requests. */
+class LargeBody {
+  constructor(readonly text: string) {}
+}
+
+function notJson(): ValidationError {
+  // V8's message quotes the body, so none of it is passed on.
+  return new ValidationError('Body is not valid JSON', [{ path: '(body)', message: 'not valid JSON' }]);
+}
+
+/**
+ * JSON.parse keeps a `__proto__` key as a plain own property (no prototype change); the row
+ * checks then reject it by name, which says more than "not valid JSON".
+ */
+function parseWhole(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw notJson();
+  }
+}
+
+async function checkWhole(body: unknown, request: FastifyRequest, chunkRows: number): Promise<RowChecker> {
+  const envelope = readPredictEnvelope(body);
+  const checker = new RowChecker(envelope.kind);
+  const total = envelope.rawRows.length;
+  for (let from = 0; from < total; from += chunkRows) {
+    if (!checker.add(envelope.rawRows.slice(from, from + chunkRows), from)) break;
+    if (from + chunkRows < total) await nextTurn(request);
+  }
+  return checker;
+}
+
+/** Parses and checks a large batch a slice at a time; stops parsing once the answer is a 400. */
+async function checkSlices(
+  reader: BatchText,
+  request: FastifyRequest,
+  chunkRows: number,
+): Promise<RowChecker> {
+  const checker = new RowChecker('batch');
+  for (;;) {
+    let slice: unknown[] | null;
+    try {
+      slice = reader.next(chunkRows);
+      if (reader.rowsRead > MAX_BATCH_ROWS) throw tooManyRows(reader.rowsRead + reader.countRest());
+    } catch (error) {
+      if (error instanceof NotOnlyInvoices) return checkWhole(parseWhole(reader.text), request, chunkRows);
+      if (error instanceof SyntaxError) throw notJson();
+      throw error;
+    }
+    if (slice === null) break;
+    if (!checker.add(slice, reader.rowsRead - slice.length)) break;
+    await nextTurn(request);
+  }
+  if (reader.rowsRead === 0) throw noRows();
+  return checker;
 }
 
 /** Lets other requests (and /health) run, then stops if the caller has hung up meanwhile. */
