@@ -37,6 +37,7 @@ interface HourBucket {
 
 export interface HourLoad {
   hourStartUtc: string;
+  /** /predict calls served (2xx); the refused and abandoned ones are in status4xx/status5xx. */
   requests: number;
   rowsPredicted: number;
   status4xx: number;
@@ -82,13 +83,19 @@ export class LoadMetrics {
     this.coldStartMs ??= Math.round(coldStartMs);
   }
 
+  /**
+   * `requests`, rows and latency count served calls only, so rows ≥ requests holds for the planner;
+   * refused, shed and abandoned calls (499) are counted apart as 4xx/5xx.
+   */
   record(statusCode: number, latencyMs: number, rowsPredicted: number): void {
     const bucket = this.hourBucket();
-    bucket.requests += 1;
-    bucket.rowsPredicted += rowsPredicted;
     if (statusCode >= 500) bucket.status5xx += 1;
     else if (statusCode >= 400) bucket.status4xx += 1;
-    bucket.latency[bucketOf(latencyMs)] += 1;
+    else {
+      bucket.requests += 1;
+      bucket.rowsPredicted += rowsPredicted;
+      bucket.latency[bucketOf(latencyMs)] += 1;
+    }
   }
 
   report(): LoadReport {

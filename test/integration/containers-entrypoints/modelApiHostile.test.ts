@@ -225,13 +225,14 @@ describe('model API against hostile input', () => {
       let load: Answer | undefined;
       for (let attempt = 0; attempt < 200; attempt++) {
         load = await api.call('GET', '/metrics/load');
-        const hours = (load.body.hours ?? []) as { requests: number }[];
-        if (hours.length > 0 && hours[0].requests > 0) break;
+        const hours = (load.body.hours ?? []) as { status4xx: number }[];
+        if (hours.length > 0 && hours[0].status4xx > 0) break;
         await new Promise((r) => setTimeout(r, 20));
       }
       expect(load?.status).toBe(200);
       const [hour] = load?.body.hours as { requests: number; rowsPredicted: number }[];
-      expect(hour).toMatchObject({ requests: 1, rowsPredicted: 0 });
+      // Abandoned (499): not served, counted with the refusals.
+      expect(hour).toMatchObject({ requests: 0, rowsPredicted: 0, status4xx: 1 });
       expect((await api.call('GET', '/model')).body).toMatchObject({
         predictionsServed: 0,
         requestsServed: 0,
@@ -257,7 +258,7 @@ describe('model API load metrics and tree count', () => {
       expect(hours).toHaveLength(1);
       expect(hours[0]).toMatchObject({
         hourStartUtc: '2026-03-02T10:00:00.000Z',
-        requests: 4,
+        requests: 2,
         rowsPredicted: 31,
         status4xx: 2,
         status5xx: 0,
