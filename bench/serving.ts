@@ -1,4 +1,5 @@
 import { findAzureRegion } from '../shared/carbon/azureRegions';
+import { loadSettings } from '../shared/config';
 import { intensityAt, loadTraceSeries } from '../shared/carbon/traceData';
 import { table as formatTable } from '../shared/cli/table';
 import { generateWeek } from '../shared/invoices/generator';
@@ -23,12 +24,19 @@ import { readFlags } from './support/childRun';
  *   npm run bench:serving -- [--peak-requests-per-hour 1200] [--seed 11]
  */
 
-const HOME_REGION = 'westeurope';
-const ALLOWED = ['westeurope', 'swedencentral', 'francecentral', 'germanywestcentral', 'norwayeast'];
-const LATENCY_BUDGET_MS = 40;
-const P99_SLO_MS = 500;
-const MAX_ACCURACY_LOSS = 0.002;
-const TODAY: ReplicaSize = { cpuCores: 1, memoryGb: 1.5 };
+// The project's settings (defaults, or overridden from the environment) decide the plan, as in production.
+const SETTINGS = loadSettings({
+  ...process.env,
+  DataStorage: process.env.DataStorage ?? 'UseDevelopmentStorage=true',
+});
+const HOME_REGION = SETTINGS.HOME_REGION;
+const ALLOWED = SETTINGS.ALLOWED_REGIONS;
+const RESIDENCY = SETTINGS.DATA_RESIDENCY;
+const LATENCY_BUDGET_MS = SETTINGS.SERVING_LATENCY_BUDGET_MS;
+const P99_SLO_MS = SETTINGS.SERVING_P99_SLO_MS;
+const MAX_ACCURACY_LOSS = SETTINGS.SERVING_MAX_ACCURACY_LOSS;
+/** Today's model API: MODEL_API_CPU_CORES / MODEL_API_MEMORY_GB on ACI, always on. */
+const TODAY: ReplicaSize = { cpuCores: SETTINGS.MODEL_API_CPU_CORES, memoryGb: SETTINGS.MODEL_API_MEMORY_GB };
 /** Container Apps' default cooldownPeriod for scale rules (learn.microsoft.com/azure/container-apps/scale-app). */
 const COOLDOWN_SECONDS = 300;
 const TIMEOUT_MS = 30_000;
@@ -88,7 +96,7 @@ async function main(): Promise<void> {
     host: 'containerapps',
     homeRegion: HOME_REGION,
     allowedRegions: allowed,
-    residency: 'EEA',
+    residency: RESIDENCY,
     latencyBudgetMs: LATENCY_BUDGET_MS,
     p99SloMs: P99_SLO_MS,
     maxAccuracyLoss: MAX_ACCURACY_LOSS,
@@ -109,7 +117,7 @@ async function main(): Promise<void> {
   const eligible = judgeRegions({
     homeRegion: HOME_REGION,
     allowedRegions: ALLOWED,
-    residency: 'EEA',
+    residency: RESIDENCY,
     latencyBudgetMs: LATENCY_BUDGET_MS,
   }).filter((r) => r.kind === 'eligible');
   const greenest = eligible
@@ -160,7 +168,7 @@ async function main(): Promise<void> {
   };
   const base = { label: '', rttMs: 0, trees: fullTrees };
   run(
-    `baseline: always-on ACI ${HOME_REGION} 1 vCPU/1.5 GB`,
+    `baseline: always-on ACI ${HOME_REGION} ${TODAY.cpuCores} vCPU/${TODAY.memoryGb} GB`,
     whole({ ...base, region: HOME_REGION, size: TODAY, scaling: { kind: 'always-on' } }),
   );
   run(
@@ -178,7 +186,7 @@ async function main(): Promise<void> {
     whole({ ...base, region: HOME_REGION, size: rightSize, scaling: { kind: 'always-on' } }),
   );
   run(
-    'scale-to-zero 1 vCPU/1.5 GB',
+    `scale-to-zero ${TODAY.cpuCores} vCPU/${TODAY.memoryGb} GB`,
     whole({
       ...base,
       region: HOME_REGION,
