@@ -89,6 +89,7 @@ export async function composePipeline(
       now,
       cache: readings,
       onFailure: (f) => log(`carbon: ${f.link} failed for ${f.zone}: ${f.code} ${f.message}`),
+      onNotice: (message) => log(`carbon: ${message}`),
     }),
     telemetry: options.telemetry ?? createTelemetry(settings.APPLICATIONINSIGHTS_CONNECTION_STRING),
     now,
