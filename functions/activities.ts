@@ -1,43 +1,88 @@
 import type { InvocationContext } from '@azure/functions';
 import type { PipelineContext } from '../shared/pipeline/context';
+import {
+  ACTIVITY_CONTRACTS,
+  ACTIVITY_NAMES,
+  type ActivityName,
+  type ActivityOutput,
+  type ActivityResult,
+  type ParsedActivityInput,
+} from '../shared/pipeline/activityContracts';
+import { classifyError } from '../shared/errors/classify';
+import { parseWith } from '../shared/validation';
 import * as containers from '../shared/pipeline/containerActivities';
+import * as champion from '../shared/pipeline/championActivities';
+import * as serving from '../shared/pipeline/servingActivities';
 import { planRetrain } from '../shared/pipeline/planning';
 import { compareChallenger } from '../shared/pipeline/comparison';
 import { recordRun } from '../shared/pipeline/runRecording';
 import { azureMonitorUsageReader } from '../shared/sci/azureMonitorMetrics';
-import { ACTIVITY, type ActivityName } from './orchestration/activityNames';
 
 /**
  * Activity name -> handler over the shared services. The same table is registered with
  * durable-functions on Azure (functions/index.ts) and run by the local runtime (`npm start`).
+ * Each handler validates its input and its own output against the contract table and returns an
+ * ActivityResult, so the orchestrator sees typed failures rather than strings.
  */
-export type Activity = (input: unknown, invocation: InvocationContext) => Promise<unknown>;
+export type Activity = (input: unknown, invocation: InvocationContext) => Promise<ActivityResult>;
+
+export type ActivityImplementations<C> = {
+  [N in ActivityName]: (
+    ctx: C,
+    input: ParsedActivityInput<N>,
+  ) => Promise<ActivityOutput<N>> | ActivityOutput<N>;
+};
+
+export function bindActivities<C>(
+  getContext: () => Promise<C>,
+  implementations: ActivityImplementations<C>,
+): Record<ActivityName, Activity> {
+  const bind = <N extends ActivityName>(name: N): Activity => {
+    const contract = ACTIVITY_CONTRACTS[name];
+    const implementation = implementations[name] as (
+      ctx: C,
+      input: ParsedActivityInput<N>,
+    ) => Promise<ActivityOutput<N>> | ActivityOutput<N>;
+    return async (raw) => {
+      try {
+        const input = parseWith(contract.input, raw, `${name} input`) as ParsedActivityInput<N>;
+        const output = await implementation(await getContext(), input);
+        return { ok: true, value: parseWith(contract.output, output, `${name} output`) };
+      } catch (error) {
+        return { ok: false, failure: classifyError(error) };
+      }
+    };
+  };
+  return Object.fromEntries(ACTIVITY_NAMES.map((name) => [name, bind(name)])) as Record<
+    ActivityName,
+    Activity
+  >;
+}
+
+export const PIPELINE_ACTIVITIES: ActivityImplementations<PipelineContext> = {
+  planRetrain,
+  launchTraining: containers.launchTraining,
+  containerStatus: containers.containerStatus,
+  collectContainerUsage: (ctx, input) =>
+    containers.collectContainerUsage(
+      ctx,
+      input,
+      ctx.launcher.kind === 'aci' ? azureMonitorUsageReader(ctx.settings) : undefined,
+    ),
+  deleteContainer: containers.deleteContainer,
+  compareChallenger,
+  promoteChallenger: champion.promoteChallenger,
+  rollbackChampion: champion.rollbackChampion,
+  launchModelApi: containers.launchModelApi,
+  checkModelApiHealth: (ctx, input) => containers.checkModelApiHealth(ctx, input),
+  switchServing: serving.switchServing,
+  retireModelApi: (ctx, input) => serving.retireModelApi(ctx, input),
+  recordRun,
+  completeRequest: async (ctx, input) => ({
+    next: await ctx.pending.complete(input.modelName, input.requestId, ctx.now().toISOString()),
+  }),
+};
 
 export function activityHandlers(getContext: () => Promise<PipelineContext>): Record<ActivityName, Activity> {
-  const withContext =
-    (fn: (ctx: PipelineContext, input: unknown) => Promise<unknown>): Activity =>
-    async (input) =>
-      fn(await getContext(), input);
-  return {
-    [ACTIVITY.planRetrain]: withContext(planRetrain),
-    [ACTIVITY.launchTraining]: withContext(containers.launchTraining),
-    [ACTIVITY.containerStatus]: withContext(containers.containerStatus),
-    [ACTIVITY.collectContainerUsage]: withContext((ctx, input) =>
-      containers.collectContainerUsage(
-        ctx,
-        input,
-        ctx.launcher.kind === 'aci' ? azureMonitorUsageReader(ctx.settings) : undefined,
-      ),
-    ),
-    [ACTIVITY.deleteContainer]: withContext(containers.deleteContainer),
-    [ACTIVITY.compareChallenger]: withContext(compareChallenger),
-    [ACTIVITY.promoteChallenger]: withContext(containers.promoteChallenger),
-    [ACTIVITY.launchModelApi]: withContext(containers.launchModelApi),
-    [ACTIVITY.checkModelApiHealth]: withContext((ctx, input) => containers.checkModelApiHealth(ctx, input)),
-    [ACTIVITY.switchServing]: withContext(containers.switchServing),
-    [ACTIVITY.retireModelApi]: withContext((ctx, input) => containers.retireModelApi(ctx, input)),
-    [ACTIVITY.rollbackChampion]: withContext(containers.rollbackChampion),
-    [ACTIVITY.recordRun]: withContext(recordRun),
-    [ACTIVITY.completeRequest]: withContext(containers.completeRequest),
-  };
+  return bindActivities(getContext, PIPELINE_ACTIVITIES);
 }

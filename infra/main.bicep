@@ -1,8 +1,8 @@
 // green-e2e-ml on Azure: Flex Consumption Function App + Durable orchestrator, Blob/Table data,
-// training and model-API images in ACR launched on Container Instances, Application Insights with
-// a workbook and an SCI alert. Deployed by `azd up` (azure.yaml). Written against the
-// Azure-Samples functions-quickstart-typescript-azd(-eventgrid-blob) layout, but not compiled on
-// the machine it was written on (no Bicep CLI there): run `az bicep build --file infra/main.bicep`.
+// training images in ACR launched on Container Instances, the model API on Container Apps (scale to
+// zero), Application Insights with a workbook and an SCI alert. Deployed by `azd up` (azure.yaml).
+// Compiled and linted by `npm run check:infra` (pinned Bicep CLI, infra/bicepconfig.json); the
+// security properties are asserted on the compiled ARM JSON by test/unit/infra/template.test.ts.
 
 targetScope = 'subscription'
 
@@ -88,8 +88,16 @@ param carbonAwareSdkBaseUrl string = ''
 ])
 param logLevel string = 'info'
 
-@description('Create a Key Vault even without secrets (it is always created when a provider secret is given).')
-param enableKeyVault bool = false
+@secure()
+@description('Bearer key of the model API (MODEL_API_AUTH_MODE=key), stored in Key Vault. azd fills it with secretOrRandomPassword: random on the first provision, read back from the vault afterwards.')
+param modelApiKey string
+
+@description('Create the Event Grid subscription of the blob trigger: needs the deployed code, so infra/scripts/post-up.sh sets it after the first deploy.')
+param subscribeBlobTrigger bool = false
+
+@minValue(1)
+@description('Days every model version (and champion/history blob version) stays write-once in storage.')
+param modelVersionRetentionDays int = 30
 
 @description('Tag of the training and model-API images that infra/scripts/build-images.sh pushes.')
 param imageTag string = 'latest'
@@ -112,7 +120,9 @@ var tags = {
 }
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
-var useKeyVault = enableKeyVault || !empty(electricityMapsApiToken) || !empty(wattTimePassword)
+var blobTriggerFunctionName = 'invoiceBatchEvaluator'
+// Events Event Grid could not deliver after every retry (issue 16: nothing lost silently).
+var eventGridDeadLetterContainer = 'eventgrid-deadletter'
 
 // Container, table and queue names are contracts with the code (INVOICES_CONTAINER,
 // DEFAULT_MODELS_CONTAINER, CARBON_CONTAINER, table names in shared/); the settings-sync test
@@ -134,7 +144,7 @@ var dataTables = [
 ]
 var blobTriggerPoisonQueue = 'webjobs-blobtrigger-poison'
 
-resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2025-04-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
   location: location
   tags: tags
@@ -176,7 +186,12 @@ module dataStorage 'core/storage/storage-account.bicep' = {
     name: '${abbrs.storageStorageAccounts}data${resourceToken}'
     location: location
     tags: tags
-    containers: dataContainers
+    containers: concat(dataContainers, [eventGridDeadLetterContainer])
+    // Model versions are written once by training and never changed: storage enforces it.
+    immutableVersionContainers: [
+      'models'
+    ]
+    immutableVersionRetentionDays: modelVersionRetentionDays
     tables: dataTables
     queues: [
       blobTriggerPoisonQueue
@@ -209,7 +224,18 @@ module registry 'app/registry.bicep' = {
   }
 }
 
-module keyVault 'app/keyvault.bicep' = if (useKeyVault) {
+module containerApps 'app/container-apps.bicep' = {
+  name: 'container-apps'
+  scope: rg
+  params: {
+    name: '${abbrs.appManagedEnvironments}${resourceToken}'
+    location: location
+    tags: tags
+    logAnalyticsWorkspaceName: monitoring.outputs.logAnalyticsName
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
   params: {
@@ -218,7 +244,9 @@ module keyVault 'app/keyvault.bicep' = if (useKeyVault) {
     tags: tags
     electricityMapsApiToken: electricityMapsApiToken
     wattTimePassword: wattTimePassword
+    modelApiKey: modelApiKey
     functionAppPrincipalId: identities.outputs.functionAppPrincipalId
+    modelApiPrincipalId: identities.outputs.modelApiPrincipalId
     deployerPrincipalId: grantDeployerDataAccess ? principalId : ''
     deployerPrincipalType: principalType
   }
@@ -232,6 +260,11 @@ module eventGrid 'app/event-grid.bicep' = {
     location: location
     tags: tags
     storageAccountName: dataStorage.outputs.name
+    deadLetterContainerName: eventGridDeadLetterContainer
+    subscribeBlobTrigger: subscribeBlobTrigger
+    functionAppName: functionApp.outputs.name
+    blobTriggerFunctionName: blobTriggerFunctionName
+    invoicesContainerName: 'invoices'
   }
 }
 
@@ -243,6 +276,7 @@ module rbac 'app/rbac.bicep' = {
     hostStorageAccountName: hostStorage.outputs.name
     poisonQueueName: blobTriggerPoisonQueue
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    environmentName: environmentName
     registryName: registry.outputs.name
     trainingIdentityName: identities.outputs.trainingIdentityName
     modelApiIdentityName: identities.outputs.modelApiIdentityName
@@ -270,9 +304,9 @@ var appSettings = {
   DataStorage__clientId: identities.outputs.functionAppClientId
   MODEL_NAME: modelName
   CARBON_PROVIDER: carbonProvider
-  ELECTRICITYMAPS_API_TOKEN: useKeyVault && !empty(electricityMapsApiToken) ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.electricityMapsSecretUri})' : ''
+  ELECTRICITYMAPS_API_TOKEN: !empty(electricityMapsApiToken) ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.electricityMapsSecretUri})' : ''
   WATTTIME_USERNAME: wattTimeUsername
-  WATTTIME_PASSWORD: useKeyVault && !empty(wattTimePassword) ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.wattTimeSecretUri})' : ''
+  WATTTIME_PASSWORD: !empty(wattTimePassword) ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.wattTimeSecretUri})' : ''
   CARBON_AWARE_SDK_BASE_URL: carbonAwareSdkBaseUrl
   HOME_REGION: location
   ALLOWED_REGIONS: allowedRegions
@@ -290,6 +324,9 @@ var appSettings = {
   MODEL_API_IDENTITY_CLIENT_ID: identities.outputs.modelApiClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   LOG_LEVEL: logLevel
+  MODEL_API_HOST: 'containerapps'
+  CONTAINER_APPS_ENVIRONMENT_ID: containerApps.outputs.id
+  MODEL_API_KEY_SECRET_URI: keyVault.outputs.modelApiKeySecretUri
 }
 
 module functionApp 'app/function-app.bicep' = {
@@ -308,10 +345,10 @@ module functionApp 'app/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
   }
-  // The host must reach its storage and Key Vault as soon as it starts.
+  // The host must reach its storage as soon as it starts (the Key Vault roles come with the
+  // keyVault module, which appSettings already depends on).
   dependsOn: [
     rbac
-    keyVault
   ]
 }
 
@@ -328,5 +365,8 @@ output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output DATA_STORAGE_ACCOUNT_NAME string = dataStorage.outputs.name
 output DATA_STORAGE_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
 output INVOICES_CONTAINER_NAME string = 'invoices'
-output BLOB_TRIGGER_FUNCTION_NAME string = 'invoiceBatchEvaluator'
+output BLOB_TRIGGER_FUNCTION_NAME string = blobTriggerFunctionName
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output CONTAINER_APPS_ENVIRONMENT_NAME string = containerApps.outputs.name
+output EVENT_GRID_DEAD_LETTER_CONTAINER string = eventGridDeadLetterContainer
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

@@ -1,3 +1,4 @@
+import { statusCodeOf } from '../../shared/errors/classify';
 import { randomUUID } from 'node:crypto';
 import type { TableClient, TableServiceClient } from '@azure/data-tables';
 import { z } from 'zod';
@@ -153,7 +154,7 @@ export class TableDurableStore implements DurableStore {
       const record = parseJsonWith(INSTANCE_SCHEMA, fromChunks(entity), `durable instance ${instanceId}`);
       return { ...(record as unknown as InstanceRecord), etag: entity.etag as string };
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) return null;
+      if (statusCodeOf(error) === 404) return null;
       throw error;
     }
   }

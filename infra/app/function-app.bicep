@@ -1,4 +1,4 @@
-// Flex Consumption plan (FC1, scales to zero) and the Function App (Node 20, v4 model). Host
+// Flex Consumption plan (FC1, scales to zero) and the Function App (Node 22, v4 model). Host
 // storage is reached with the app's user-assigned identity; the package is deployed by azd into
 // a blob container of the host account, also through that identity.
 
@@ -29,7 +29,7 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource hostStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: hostStorageAccountName
 }
 
@@ -45,7 +45,7 @@ var hostSettings = {
   AZURE_CLIENT_ID: identityClientId
 }
 
-resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   name: planName
   location: location
   tags: tags
@@ -59,7 +59,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
-resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
   name: name
   location: location
   tags: union(tags, {
@@ -79,7 +79,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
+      http20Enabled: true
     }
     functionAppConfig: {
       deployment: {
@@ -96,15 +98,34 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
       }
+      // Node 20 reached end of life on 2026-04-30; the project still builds and tests on 20.
       runtime: {
         name: 'node'
-        version: '20'
+        version: '22'
       }
     }
   }
 }
 
-resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+// No FTP or Kudu basic-auth deployment: azd deploys the package to blob storage with the app's
+// identity, so publishing profiles with reusable passwords are switched off.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource settings 'Microsoft.Web/sites/config@2025-03-01' = {
   parent: functionApp
   name: 'appsettings'
   properties: union(appSettings, hostSettings)

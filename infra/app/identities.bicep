@@ -7,19 +7,19 @@ param functionAppIdentityName string
 param trainingIdentityName string
 param modelApiIdentityName string
 
-resource functionApp 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+resource functionApp 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
   name: functionAppIdentityName
   location: location
   tags: tags
 }
 
-resource training 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+resource training 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
   name: trainingIdentityName
   location: location
   tags: tags
 }
 
-resource modelApi 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+resource modelApi 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
   name: modelApiIdentityName
   location: location
   tags: tags

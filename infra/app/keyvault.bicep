@@ -1,5 +1,6 @@
-// Optional vault for carbon-provider secrets. The Function App reads them through Key Vault
-// references (`@Microsoft.KeyVault(SecretUri=...)`) resolved with its own identity, so the
+// Vault for carbon-provider secrets and the model API key. The Function App reads them through
+// Key Vault references (`@Microsoft.KeyVault(SecretUri=...)`) or MODEL_API_KEY_SECRET_URI, and
+// Container Apps resolves the API key into the model API with that container's own identity, so
 // secret values never sit in app settings. RBAC authorization only: no access policies.
 
 param name string
@@ -14,8 +15,15 @@ param electricityMapsApiToken string = ''
 @description('WattTime password; stored as secret watttime-password when given.')
 param wattTimePassword string = ''
 
+@secure()
+@description('Key callers of the model API present (MODEL_API_AUTH_MODE=key); stored as secret model-api-key.')
+param modelApiKey string
+
 @description('Function App identity: reads the secrets through Key Vault references.')
 param functionAppPrincipalId string
+
+@description('Model API identity: Container Apps reads the API key with it.')
+param modelApiPrincipalId string
 
 @description('Object id of the azd user or pipeline (may set and rotate secrets); empty = none.')
 param deployerPrincipalId string = ''
@@ -34,8 +42,9 @@ var roles = {
 
 var electricityMapsSecretName = 'electricitymaps-api-token'
 var wattTimeSecretName = 'watttime-password'
+var modelApiKeySecretName = 'model-api-key'
 
-resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+resource vault 'Microsoft.KeyVault/vaults@2025-05-01' = {
   name: name
   location: location
   tags: tags
@@ -48,13 +57,14 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 7
-    // Left off so `azd down --purge` can remove the vault; turn on for production.
-    enablePurgeProtection: null
+    // A deleted vault (and the API key in it) stays recoverable for the retention period and
+    // cannot be purged early, not even by `azd down --purge`.
+    enablePurgeProtection: true
     publicNetworkAccess: 'Enabled'
   }
 }
 
-resource electricityMapsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(electricityMapsApiToken)) {
+resource electricityMapsSecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (!empty(electricityMapsApiToken)) {
   parent: vault
   name: electricityMapsSecretName
   properties: {
@@ -62,7 +72,7 @@ resource electricityMapsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = 
   }
 }
 
-resource wattTimeSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(wattTimePassword)) {
+resource wattTimeSecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (!empty(wattTimePassword)) {
   parent: vault
   name: wattTimeSecretName
   properties: {
@@ -70,7 +80,16 @@ resource wattTimeSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!em
   }
 }
 
-// Vault scope: the vault holds only this deployment's provider secrets.
+resource modelApiKeySecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = {
+  parent: vault
+  name: modelApiKeySecretName
+  properties: {
+    value: modelApiKey
+    contentType: 'Bearer key of the model API'
+  }
+}
+
+// Vault scope: the vault holds only this deployment's secrets, all of which the app needs.
 resource functionAppSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, functionAppPrincipalId, roles.keyVaultSecretsUser)
   scope: vault
@@ -78,7 +97,19 @@ resource functionAppSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
     principalId: functionAppPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Resolve Key Vault references of carbon-provider secrets.'
+    description: 'Resolve Key Vault references of carbon-provider secrets; read the model API key to call it.'
+  }
+}
+
+// Secret scope: the model API sees its own key and none of the provider secrets.
+resource modelApiKeyReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(modelApiKeySecret.id, modelApiPrincipalId, roles.keyVaultSecretsUser)
+  scope: modelApiKeySecret
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: modelApiPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'Container Apps resolves the model API key secret with the model API identity.'
   }
 }
 
@@ -89,12 +120,14 @@ resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
     principalId: deployerPrincipalId
     principalType: deployerPrincipalType
-    description: 'Set and rotate provider secrets.'
+    description: 'Set and rotate secrets (azd reads the model API key back on later provisions).'
   }
 }
 
 output name string = vault.name
 output id string = vault.id
 // Versionless URIs: a rotated secret (`az keyvault secret set`) is picked up without redeploying.
-output electricityMapsSecretUri string = empty(electricityMapsApiToken) ? '' : '${vault.properties.vaultUri}secrets/${electricityMapsSecretName}'
-output wattTimeSecretUri string = empty(wattTimePassword) ? '' : '${vault.properties.vaultUri}secrets/${wattTimeSecretName}'
+// Always emitted; main.bicep uses a provider's URI only when that secret was given.
+output electricityMapsSecretUri string = '${vault.properties.vaultUri}secrets/${electricityMapsSecretName}'
+output wattTimeSecretUri string = '${vault.properties.vaultUri}secrets/${wattTimeSecretName}'
+output modelApiKeySecretUri string = '${vault.properties.vaultUri}secrets/${modelApiKeySecretName}'

@@ -12,7 +12,7 @@ param actionGroupName string
 @description('E-mail that receives the SCI alert; empty = the alert is only listed in the portal.')
 param alertEmail string = ''
 
-resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2022-10-01' = {
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
   name: logAnalyticsName
   location: location
   tags: tags
@@ -75,7 +75,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(a
 // The query is shared with the workbook (infra/alerts/sciIncrease.kql): one row per stage whose
 // latest run's SCI is more than twice the median of that stage's previous runs. A log search alert
 // scans at most two days, so deployed here the baseline is the previous runs of the last 48 h.
-resource sciAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+resource sciAlert 'Microsoft.Insights/scheduledQueryRules@2026-03-01' = {
   name: alertRuleName
   location: location
   tags: tags
@@ -130,6 +130,7 @@ resource sciAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
 }
 
 output logAnalyticsId string = logAnalytics.id
+output logAnalyticsName string = logAnalytics.name
 output applicationInsightsName string = applicationInsights.name
 output applicationInsightsId string = applicationInsights.id
 output connectionString string = applicationInsights.properties.ConnectionString

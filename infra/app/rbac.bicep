@@ -3,8 +3,9 @@
 //   Function App  host account (AzureWebJobsStorage, Durable, package): blob/queue/table data roles;
 //                 data account: read/write `invoices` and `carbon`, write only champion.json and
 //                 history/ in `models`, tables, the blob trigger's poison queue;
-//                 ARM: create/read/delete container groups in this resource group only, attach the
-//                 two container identities, read metrics; publish telemetry to App Insights.
+//                 ARM: create/read/delete container groups and Container Apps in this resource
+//                 group only, attach the two container identities, read metrics (custom roles
+//                 with exactly the operations the code performs); publish telemetry to App Insights.
 //   training      read `invoices/accepted/*`, write `models/*/versions/*`, pull images.
 //   model API     read `models`, pull images.
 //   deployer      (optional) upload batches, read models and tables, for `azd up` users.
@@ -14,6 +15,9 @@ param dataStorageAccountName string
 param hostStorageAccountName string
 param poisonQueueName string
 param applicationInsightsName string
+
+@description('azd environment name: makes the custom role names unique per deployment.')
+param environmentName string
 param registryName string
 param trainingIdentityName string
 param modelApiIdentityName string
@@ -40,7 +44,6 @@ var roles = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
-  monitoringReader: '43d0d8ad-25c7-4714-9337-8ba259a9fe05'
   managedIdentityOperator: 'f1a07417-d97a-45cb-824c-7a7467783830'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 }
@@ -101,20 +104,20 @@ var functionAppWritesPointersOnly = '''
 )
 '''
 
-resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource hostStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: hostStorageAccountName
 }
 
-resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource dataStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: dataStorageAccountName
 }
 
-resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2025-06-01' existing = {
   parent: dataStorage
   name: 'default'
 }
 
-resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-06-01' existing = {
   parent: dataQueueService
   name: poisonQueueName
 }
@@ -123,25 +126,29 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
   name: applicationInsightsName
 }
 
-resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
+resource registry 'Microsoft.ContainerRegistry/registries@2025-11-01' existing = {
   name: registryName
 }
 
-resource trainingIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+resource trainingIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
   name: trainingIdentityName
 }
 
-resource modelApiIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+resource modelApiIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
   name: modelApiIdentityName
 }
 
+// Custom role names must be unique in the tenant, so they carry a hash of subscription, resource
+// group and environment: two deployments never collide, whatever their environment names.
+var roleNameSuffix = uniqueString(subscription().id, resourceGroup().id, environmentName)
+
 // Exactly the ARM operations shared/containers/aciLauncher.ts performs (create/get/list, delete,
-// logs), assignable only in this resource group: narrower than Contributor, which could also
-// touch storage, identities and the Function App itself.
+// logs, stop/start of an idle model API), assignable only in this resource group: narrower than
+// Contributor, which could also touch storage, identities and the Function App itself.
 resource aciLauncherRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
-  name: guid(resourceGroup().id, 'green-e2e-ml-aci-launcher')
+  name: guid(subscription().id, resourceGroup().id, environmentName, 'aci-launcher')
   properties: {
-    roleName: 'green-e2e-ml ACI launcher (${resourceGroup().name})'
+    roleName: 'green-e2e-ml ACI launcher ${roleNameSuffix}'
     description: 'Create, read, list and delete container groups and read their logs in one resource group.'
     type: 'CustomRole'
     assignableScopes: [
@@ -154,6 +161,61 @@ resource aciLauncherRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
           'Microsoft.ContainerInstance/containerGroups/write'
           'Microsoft.ContainerInstance/containerGroups/delete'
           'Microsoft.ContainerInstance/containerGroups/containers/logs/read'
+          'Microsoft.ContainerInstance/containerGroups/stop/action'
+          'Microsoft.ContainerInstance/containerGroups/start/action'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+// What @azure/arm-appcontainers does for the serving host (containerApps createOrUpdate, get,
+// delete, list; revisions get/list for readiness) plus joining the one managed environment.
+resource containerAppsLauncherRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, resourceGroup().id, environmentName, 'container-apps-launcher')
+  properties: {
+    roleName: 'green-e2e-ml Container Apps launcher ${roleNameSuffix}'
+    description: 'Create, update, read, list and delete Container Apps and read their revisions in one resource group.'
+    type: 'CustomRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: [
+          'Microsoft.App/containerApps/read'
+          'Microsoft.App/containerApps/write'
+          'Microsoft.App/containerApps/delete'
+          'Microsoft.App/containerApps/revisions/read'
+          'Microsoft.App/managedEnvironments/join/action'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+// Replaces Monitoring Reader (`*/read` on everything in the group): only the Azure Monitor metrics
+// queries of shared/sci (CPU and memory of the containers the app launched).
+resource metricsReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, resourceGroup().id, environmentName, 'metrics-reader')
+  properties: {
+    roleName: 'green-e2e-ml metrics reader ${roleNameSuffix}'
+    description: 'Read Azure Monitor metrics and metric definitions of resources in one resource group.'
+    type: 'CustomRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Insights/metrics/read'
+          'Microsoft.Insights/metricDefinitions/read'
         ]
         notActions: []
         dataActions: []
@@ -296,13 +358,23 @@ resource functionAppAttachModelApiIdentity 'Microsoft.Authorization/roleAssignme
   }
 }
 
-resource functionAppMonitoringReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(resourceGroup().id, functionAppPrincipalId, roles.monitoringReader)
+resource functionAppContainerAppsLauncher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(resourceGroup().id, functionAppPrincipalId, containerAppsLauncherRole.id)
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringReader)
+    roleDefinitionId: containerAppsLauncherRole.id
     principalId: functionAppPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Read CPU and memory metrics of container groups for energy accounting.'
+    description: 'Create, scale and delete the model API Container App in the managed environment.'
+  }
+}
+
+resource functionAppMetricsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(resourceGroup().id, functionAppPrincipalId, metricsReaderRole.id)
+  properties: {
+    roleDefinitionId: metricsReaderRole.id
+    principalId: functionAppPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'Read CPU and memory metrics of containers for energy accounting.'
   }
 }
 
@@ -374,7 +446,7 @@ resource modelApiAcrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.acrPull)
     principalId: modelApiPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'ACI pulls the model-API image with this identity.'
+    description: 'ACI or Container Apps pulls the model-API image with this identity.'
   }
 }
 
@@ -416,3 +488,5 @@ resource deployerDataTables 'Microsoft.Authorization/roleAssignments@2022-04-01'
 }
 
 output aciLauncherRoleId string = aciLauncherRole.id
+output containerAppsLauncherRoleId string = containerAppsLauncherRole.id
+output metricsReaderRoleId string = metricsReaderRole.id

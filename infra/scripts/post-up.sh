@@ -1,55 +1,47 @@
 #!/bin/sh
-# Subscribes the EventGrid-source blob trigger `invoiceBatchEvaluator` to BlobCreated events of
-# invoices/incoming/ on the data account. Run by azd as the postdeploy hook: the webhook URL needs
-# the Function App's `blobs_extension` system key, which exists only after the code is deployed
-# and the host has indexed the trigger; Event Grid also validates the endpoint on creation.
-# Idempotent: re-running updates the subscription (e.g. after the key was rotated).
+# Postdeploy hook (azd). The Event Grid subscription that feeds the EventGrid-source blob trigger
+# `invoiceBatchEvaluator` is declared in infra/app/event-grid.bicep, with its retry policy and
+# dead-letter container, but its webhook needs the Functions host's `blobs_extension` system key,
+# which exists only once the code is deployed and the host has indexed the trigger. So the first
+# provision leaves it out; after the first deploy this script waits for the key, turns
+# SUBSCRIBE_BLOB_TRIGGER on in the azd environment and provisions again. Later `azd up` runs
+# include the subscription in the normal provision. The key never leaves ARM (listKeys inside the
+# deployment): this script only checks that it exists.
 set -eu
 
 : "${AZURE_FUNCTION_APP_NAME:?is not set: run azd provision first}"
 : "${RESOURCE_GROUP:?is not set: run azd provision first}"
-: "${DATA_STORAGE_SYSTEM_TOPIC_NAME:?is not set: run azd provision first}"
 
 if ! command -v az >/dev/null 2>&1; then
   echo "The Azure CLI (az) is required: https://aka.ms/azcli" >&2
   exit 1
 fi
 
-# Container groups are created by the app at run time, not by Bicep, so ARM never registers the
-# provider on its own; the app's identity cannot (it has no subscription rights). No-op if done.
+# Container groups and Container Apps are created by the app at run time, not by Bicep, so ARM
+# never registers the providers on its own; the app's identity cannot (no subscription rights).
 az provider register --namespace Microsoft.ContainerInstance --wait --output none
+az provider register --namespace Microsoft.App --wait --output none
 
-function_name="${BLOB_TRIGGER_FUNCTION_NAME:-invoiceBatchEvaluator}"
-container="${INVOICES_CONTAINER_NAME:-invoices}"
-base_url="${SERVICE_API_BASE_URL:-https://${AZURE_FUNCTION_APP_NAME}.azurewebsites.net}"
+if [ "${SUBSCRIBE_BLOB_TRIGGER:-false}" = "true" ]; then
+  echo "Event Grid subscription already part of the provisioned template."
+  exit 0
+fi
 
-key=""
 attempt=1
 while [ "$attempt" -le 18 ]; do
-  key="$(az functionapp keys list --name "$AZURE_FUNCTION_APP_NAME" --resource-group "$RESOURCE_GROUP" \
-    --query systemKeys.blobs_extension --output tsv 2>/dev/null || true)"
-  [ -n "$key" ] && break
+  # --query returns only whether the key exists; its value is never printed or stored.
+  present="$(az functionapp keys list --name "$AZURE_FUNCTION_APP_NAME" --resource-group "$RESOURCE_GROUP" \
+    --query "systemKeys.blobs_extension != null" --output tsv 2>/dev/null || true)"
+  [ "$present" = "true" ] && break
   echo "Waiting for the blobs_extension key of $AZURE_FUNCTION_APP_NAME ($attempt/18)"
   sleep 10
   attempt=$((attempt + 1))
 done
-if [ -z "$key" ]; then
+if [ "$present" != "true" ]; then
   echo "No blobs_extension key: the blob trigger has not started. Check the app's logs, then re-run: sh infra/scripts/post-up.sh" >&2
   exit 1
 fi
 
-# The key is part of the URL: never echo it.
-endpoint="${base_url}/runtime/webhooks/blobs?functionName=Host.Functions.${function_name}&code=${key}"
-
-echo "Subscribing $function_name to BlobCreated in $container/incoming/ (topic $DATA_STORAGE_SYSTEM_TOPIC_NAME)"
-az eventgrid system-topic event-subscription create \
-  --name "invoices-incoming-evaluator" \
-  --resource-group "$RESOURCE_GROUP" \
-  --system-topic-name "$DATA_STORAGE_SYSTEM_TOPIC_NAME" \
-  --endpoint-type webhook \
-  --endpoint "$endpoint" \
-  --included-event-types Microsoft.Storage.BlobCreated \
-  --subject-begins-with "/blobServices/default/containers/${container}/blobs/incoming/" \
-  --output none
-
-echo "Event Grid subscription ready: upload a batch to $container/incoming/ to start an evaluation."
+azd env set SUBSCRIBE_BLOB_TRIGGER true
+azd provision --no-prompt
+echo "Event Grid subscription ready: upload a batch to invoices/incoming/ to start an evaluation."

@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'LAUNCH_FAILED'
   | 'CONTAINER_FAILED'
   | 'MODEL_INVALID'
-  | 'POLICY_VIOLATION';
+  | 'POLICY_VIOLATION'
+  | 'ACTIVITY_FAILED'
+  | 'INTERNAL';
 
 export interface GreenMlErrorOptions {
   cause?: unknown;
@@ -136,6 +138,28 @@ export class ContainerFailedError extends GreenMlError {
 export class ModelInvalidError extends GreenMlError {
   constructor(message: string, options: GreenMlErrorOptions = {}) {
     super('MODEL_INVALID', message, options);
+  }
+}
+
+/** An orchestrator's activity call failed for good (not retryable, or out of attempts). */
+export class ActivityFailedError extends GreenMlError {
+  constructor(
+    readonly activity: string,
+    readonly failure: { code: string; message: string; retryable: boolean },
+    readonly attempts: number,
+  ) {
+    super(
+      'ACTIVITY_FAILED',
+      `${activity} failed after ${attempts} attempt${attempts === 1 ? '' : 's'} [${failure.code}]: ${failure.message}`,
+      { retryable: false, details: { activity, attempts, failureCode: failure.code } },
+    );
+  }
+}
+
+/** A broken invariant of our own code or host (not bad input, not a remote failure). */
+export class InternalError extends GreenMlError {
+  constructor(message: string, options: GreenMlErrorOptions = {}) {
+    super('INTERNAL', message, options);
   }
 }
 

@@ -1,26 +1,22 @@
-import { z } from 'zod';
-import { parseWith } from '../validation';
 import { parseInvoiceBatch } from '../invoices/parser';
 import { ChunkedEvaluator } from '../model/evaluation';
 import { isHoldoutRow } from '../model/training';
 import { measureInvocation } from '../sci/processUsage';
 import type { Comparison } from './contracts';
+import type { ParsedActivityInput } from './activityContracts';
+import { promotionGate } from '../policy/promotionGate';
 import type { PipelineContext } from './context';
 import { loadModelVersion } from './modelCache';
-
-const COMPARE_INPUT = z.object({
-  modelName: z.string(),
-  challengerVersionId: z.string(),
-  dataWindow: z.array(z.string()).min(1),
-});
 
 /**
  * Challenger against champion on the same rows: the held-out invoices (stable hash of invoiceId,
  * so no model in the lineage ever trained on them) of the challenger's data window. The champion
  * is read at comparison time; the promotion CAS later fails if it changed after this.
  */
-export async function compareChallenger(ctx: PipelineContext, raw: unknown): Promise<Comparison> {
-  const input = parseWith(COMPARE_INPUT, raw, 'compareChallenger input');
+export async function compareChallenger(
+  ctx: PipelineContext,
+  input: ParsedActivityInput<'compareChallenger'>,
+): Promise<Comparison> {
   const startedAt = ctx.now().toISOString();
   const champion = await ctx.registry.getChampion(input.modelName);
   const championVersionId = champion?.pointer.versionId ?? null;
@@ -44,22 +40,20 @@ export async function compareChallenger(ctx: PipelineContext, raw: unknown): Pro
     return { holdoutRows, challenger: challenger.report(), champion: incumbent?.report() ?? null };
   });
   const { holdoutRows, challenger, champion: incumbent } = measured.result;
-  const minGain = ctx.settings.PROMOTION_MIN_GAIN;
-  const better = incumbent === null ? holdoutRows > 0 : challenger.accuracy > incumbent.accuracy + minGain;
-  const pct = (a: number) => `${(a * 100).toFixed(2)} %`;
-  const reason =
-    incumbent === null
-      ? `first model: ${pct(challenger.accuracy)} on ${holdoutRows} held-out rows`
-      : `challenger ${pct(challenger.accuracy)} vs champion ${pct(incumbent.accuracy)} on the same ${holdoutRows} held-out rows` +
-        (minGain > 0 ? ` (must gain ${pct(minGain)})` : '');
+  const gate = promotionGate({
+    challengerAccuracy: challenger.accuracy,
+    championAccuracy: incumbent?.accuracy ?? null,
+    holdoutRows,
+    minGain: ctx.settings.PROMOTION_MIN_GAIN,
+  });
   return {
     challengerVersionId: input.challengerVersionId,
     championVersionId,
     challengerAccuracy: challenger.accuracy,
     championAccuracy: incumbent?.accuracy ?? null,
     holdoutRows,
-    verdict: better ? 'promote' : 'reject',
-    reason,
+    verdict: gate.verdict,
+    reason: gate.reason,
     usage: {
       stage: 'compare',
       region: ctx.settings.HOME_REGION,

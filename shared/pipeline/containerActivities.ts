@@ -1,26 +1,18 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ConflictError, ValidationError } from '../errors';
+import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
-import type { GroupState } from '../containers/launcher';
+import { chooseTrainingWindow } from '../policy/trainingWindow';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
+import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
 import type { ContainerState, StageUsage } from './contracts';
-import { SERVING_SCHEMA } from './servingState';
 
 /**
- * The activities that start, watch and remove containers, and move the champion and serving
- * pointers. Each is short and idempotent (Durable runs activities at least once): creating an
- * existing group returns it, deleting a gone one is fine, pointer moves are compare-and-swap.
+ * The activities that start, watch and remove containers (training jobs and model APIs). Each is
+ * short and idempotent (Durable runs activities at least once): creating an existing group
+ * returns it, deleting a gone one is fine. Promotion and serving moves live in
+ * championActivities.ts and servingActivities.ts.
  */
-
-const LAUNCH_TRAINING_INPUT = z.object({
-  runId: z.string().min(8),
-  instanceId: z.string(),
-  requestId: z.string(),
-  modelName: z.string(),
-  versionId: z.string(),
-  region: z.string(),
-});
 
 function shortId(runId: string): string {
   return runId
@@ -33,28 +25,36 @@ function seedOf(runId: string): number {
   return createHash('sha256').update(runId).digest().readUInt32BE(0);
 }
 
-export async function launchTraining(ctx: PipelineContext, raw: unknown) {
-  const input = parseWith(LAUNCH_TRAINING_INPUT, raw, 'launchTraining input');
+/** A relaunched training gets its own group: on ACI a killed group still exists in its failed state. */
+export function trainingGroupName(runId: string, attempt: number): string {
+  return attempt === 1 ? `train-${shortId(runId)}` : `train-${shortId(runId)}-${attempt}`;
+}
+
+export async function launchTraining(
+  ctx: PipelineContext,
+  input: ParsedActivityInput<'launchTraining'>,
+): Promise<ActivityOutput<'launchTraining'>> {
   const s = ctx.settings;
   const accepted = await ctx.invoices.listAccepted();
-  const champion = await ctx.registry.getChampion(input.modelName);
-  let warmStartFrom: string | null = null;
-  let window = accepted.slice(-s.TRAINING_WINDOW_BATCHES).map((b) => b.name);
-  if (s.TRAINING_MODE === 'warm-start' && champion) {
-    // Warm start trains new trees on what the champion has not seen and keeps its older trees.
-    const seen = new Set(
-      (await ctx.registry.getVersionMetadata(input.modelName, champion.pointer.versionId)).dataWindow,
-    );
-    const unseen = accepted.map((b) => b.name).filter((n) => !seen.has(n));
-    if (unseen.length > 0) {
-      window = unseen.slice(-s.TRAINING_WINDOW_BATCHES);
-      warmStartFrom = champion.pointer.versionId;
-    }
-  }
-  if (window.length === 0) {
+  const current = await ctx.registry.getChampion(input.modelName);
+  const champion =
+    current && s.TRAINING_MODE === 'warm-start'
+      ? {
+          versionId: current.pointer.versionId,
+          dataWindow: (await ctx.registry.getVersionMetadata(input.modelName, current.pointer.versionId))
+            .dataWindow,
+        }
+      : null;
+  const window = chooseTrainingWindow({
+    acceptedBatches: accepted.map((b) => b.name),
+    windowBatches: s.TRAINING_WINDOW_BATCHES,
+    mode: s.TRAINING_MODE,
+    champion,
+  });
+  if (window.kind === 'nothing-to-train') {
     throw new ValidationError('No accepted invoice batches to train on yet');
   }
-  const groupName = `train-${shortId(input.runId)}`;
+  const groupName = trainingGroupName(input.runId, input.attempt);
   const storageEnv = containerStorageEnvironment(s, s.TRAINING_IDENTITY_CLIENT_ID);
   await ctx.launcher.create({
     groupName,
@@ -67,9 +67,9 @@ export async function launchTraining(ctx: PipelineContext, raw: unknown) {
       ...storageEnv.environment,
       MODEL_NAME: input.modelName,
       VERSION_ID: input.versionId,
-      DATA_BLOBS: JSON.stringify(window),
-      TRAINING_MODE: warmStartFrom ? 'warm-start' : 'full',
-      ...(warmStartFrom ? { WARM_START_FROM: warmStartFrom } : {}),
+      DATA_BLOBS: JSON.stringify(window.batches),
+      TRAINING_MODE: window.warmStartFrom ? 'warm-start' : 'full',
+      ...(window.warmStartFrom ? { WARM_START_FROM: window.warmStartFrom } : {}),
       FOREST_TREES: String(s.FOREST_TREES),
       FOREST_MAX_FEATURES: String(s.FOREST_MAX_FEATURES),
       FOREST_MIN_SAMPLES_LEAF: String(s.FOREST_MIN_SAMPLES_LEAF),
@@ -88,11 +88,11 @@ export async function launchTraining(ctx: PipelineContext, raw: unknown) {
   });
   await ctx.pending.markTraining(input.modelName, input.requestId, ctx.now().toISOString());
   ctx.log(
-    `training ${input.versionId} launched as ${groupName} in ${input.region} on ${window.length} batches`,
+    `training ${input.versionId} launched as ${groupName} in ${input.region} on ${window.batches.length} batches`,
   );
   return {
     groupName,
-    dataWindow: window,
+    dataWindow: window.batches,
     cpuCores: s.TRAINING_CPU_CORES,
     memoryGb: s.TRAINING_MEMORY_GB,
     region: input.region,
@@ -100,23 +100,14 @@ export async function launchTraining(ctx: PipelineContext, raw: unknown) {
   };
 }
 
-const GROUP_INPUT = z.object({ groupName: z.string().min(1) });
-
-export async function containerStatus(ctx: PipelineContext, raw: unknown): Promise<ContainerState> {
-  const { groupName } = parseWith(GROUP_INPUT, raw, 'containerStatus input');
-  const state: GroupState = await ctx.launcher.status(groupName);
-  return state;
+export async function containerStatus(
+  ctx: PipelineContext,
+  input: ParsedActivityInput<'containerStatus'>,
+): Promise<ContainerState> {
+  return ctx.launcher.status(input.groupName);
 }
 
-const USAGE_INPUT = z.object({
-  groupName: z.string(),
-  stage: z.string(),
-  region: z.string(),
-  cpuCores: z.number().positive(),
-  memoryGb: z.number().positive(),
-  launchedAt: z.string(),
-  endedAt: z.string(),
-});
+type UsageInput = ParsedActivityInput<'collectContainerUsage'>;
 
 /**
  * Resource use of a finished container, read before it is deleted (ACI forgets a deleted group's
@@ -125,12 +116,11 @@ const USAGE_INPUT = z.object({
  */
 export async function collectContainerUsage(
   ctx: PipelineContext,
-  raw: unknown,
+  input: UsageInput,
   azureMonitor?: (
-    input: z.output<typeof USAGE_INPUT>,
+    input: UsageInput,
   ) => Promise<{ cpuSeconds: number | null; peakMemoryBytes: number | null }>,
 ): Promise<StageUsage> {
-  const input = parseWith(USAGE_INPUT, raw, 'collectContainerUsage input');
   const logs = await ctx.launcher.logs(input.groupName, { tailLines: 20 }).catch(() => '');
   if (logs.trim()) ctx.log(`last log lines of ${input.groupName}:\n${logs.trim()}`);
   const base = {
@@ -176,69 +166,20 @@ export async function collectContainerUsage(
 
 export async function deleteContainer(
   ctx: PipelineContext,
-  raw: unknown,
+  input: ParsedActivityInput<'deleteContainer'>,
 ): Promise<'deleted' | 'already-gone'> {
-  const { groupName } = parseWith(GROUP_INPUT, raw, 'deleteContainer input');
-  const result = await ctx.launcher.delete(groupName);
-  ctx.log(`container group ${groupName}: ${result}`);
+  const result = await ctx.launcher.delete(input.groupName);
+  ctx.log(`container group ${input.groupName}: ${result}`);
   return result;
 }
 
-const PROMOTE_INPUT = z.object({
-  modelName: z.string(),
-  versionId: z.string(),
-  expectedChampion: z.string().nullable(),
-  reason: z.string().min(1),
-});
-
-export async function promoteChallenger(ctx: PipelineContext, raw: unknown) {
-  const input = parseWith(PROMOTE_INPUT, raw, 'promoteChallenger input');
-  try {
-    await ctx.registry.promote(input.modelName, input.versionId, {
-      reason: input.reason,
-      expectedChampion: input.expectedChampion,
-    });
-    return { kind: 'promoted' as const, versionId: input.versionId };
-  } catch (error) {
-    if (error instanceof ConflictError) {
-      const current = await ctx.registry.getChampion(input.modelName);
-      return { kind: 'conflict' as const, currentChampion: current?.pointer.versionId ?? null };
-    }
-    throw error;
-  }
-}
-
-const ROLLBACK_INPUT = z.object({
-  modelName: z.string(),
-  expectedChampion: z.string(),
-  reason: z.string().min(1),
-});
-
-export async function rollbackChampion(ctx: PipelineContext, raw: unknown) {
-  const input = parseWith(ROLLBACK_INPUT, raw, 'rollbackChampion input');
-  const current = await ctx.registry.getChampion(input.modelName);
-  if (current?.pointer.versionId !== input.expectedChampion) {
-    // Already rolled back by an earlier attempt, or someone else moved it: leave it alone.
-    return { championVersionId: current?.pointer.versionId ?? null };
-  }
-  const pointer = await ctx.registry.rollback(input.modelName, {
-    reason: input.reason,
-    expectedChampion: input.expectedChampion,
-  });
-  return { championVersionId: pointer.versionId };
-}
-
-const LAUNCH_API_INPUT = z.object({
-  runId: z.string().min(8),
-  instanceId: z.string(),
-  modelName: z.string(),
-  versionId: z.string(),
-});
-
 export const MODEL_API_PORT = 8080;
 
-export async function launchModelApi(ctx: PipelineContext, raw: unknown) {
-  const input = parseWith(LAUNCH_API_INPUT, raw, 'launchModelApi input');
+/** Same group name on every call for a run: relaunching a lost API re-creates it in place. */
+export async function launchModelApi(
+  ctx: PipelineContext,
+  input: ParsedActivityInput<'launchModelApi'>,
+): Promise<ActivityOutput<'launchModelApi'>> {
   const s = ctx.settings;
   const groupName = `api-${shortId(input.runId)}`;
   const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
@@ -271,31 +212,27 @@ export async function launchModelApi(ctx: PipelineContext, raw: unknown) {
   };
 }
 
-const HEALTH_INPUT = z.object({ groupName: z.string(), expectedVersionId: z.string() });
 const MODEL_INFO = z.looseObject({ versionId: z.string() });
 
 export async function checkModelApiHealth(
   ctx: PipelineContext,
-  raw: unknown,
+  input: ParsedActivityInput<'checkModelApiHealth'>,
   fetchImpl: typeof fetch = fetch,
-) {
-  const input = parseWith(HEALTH_INPUT, raw, 'checkModelApiHealth input');
+): Promise<ActivityOutput<'checkModelApiHealth'>> {
   const state = await ctx.launcher.status(input.groupName);
+  const unhealthy = { healthy: false, lost: false, endpoint: null, servingVersion: null };
+  if (state.kind === 'missing') return { ...unhealthy, lost: true, detail: 'container missing' };
   if (state.kind !== 'running') {
     const why = state.kind === 'failed' ? `${state.kind}: ${state.reason}` : state.kind;
-    return { healthy: false, endpoint: null, servingVersion: null, detail: `container ${why}` };
+    // A killed API (no exit code) was lost, not broken: relaunching it can help.
+    const lost = state.kind === 'failed' && state.exitCode === null;
+    return { ...unhealthy, lost, detail: `container ${why}` };
   }
-  if (!state.endpoint)
-    return { healthy: false, endpoint: null, servingVersion: null, detail: 'no endpoint yet' };
+  if (!state.endpoint) return { ...unhealthy, detail: 'no endpoint yet' };
   try {
     const health = await fetchImpl(`${state.endpoint}/health`, { signal: AbortSignal.timeout(5000) });
     if (health.status !== 200) {
-      return {
-        healthy: false,
-        endpoint: state.endpoint,
-        servingVersion: null,
-        detail: `/health answered ${health.status}`,
-      };
+      return { ...unhealthy, endpoint: state.endpoint, detail: `/health answered ${health.status}` };
     }
     const info = parseWith(
       MODEL_INFO,
@@ -305,76 +242,16 @@ export async function checkModelApiHealth(
     const healthy = info.versionId === input.expectedVersionId;
     return {
       healthy,
+      lost: false,
       endpoint: state.endpoint,
       servingVersion: info.versionId,
       detail: healthy ? 'ok' : `serving ${info.versionId}, expected ${input.expectedVersionId}`,
     };
   } catch (error) {
     return {
-      healthy: false,
+      ...unhealthy,
       endpoint: state.endpoint,
-      servingVersion: null,
       detail: error instanceof Error ? error.message : String(error),
     };
   }
-}
-
-const SWITCH_INPUT = SERVING_SCHEMA.extend({ modelName: z.string() });
-
-export async function switchServing(ctx: PipelineContext, raw: unknown) {
-  const input = parseWith(SWITCH_INPUT, raw, 'switchServing input');
-  const { modelName, ...record } = input;
-  return ctx.serving.switchTo(modelName, record);
-}
-
-const COMPLETE_INPUT = z.object({ modelName: z.string(), requestId: z.string() });
-
-export async function completeRequest(ctx: PipelineContext, raw: unknown) {
-  const input = parseWith(COMPLETE_INPUT, raw, 'completeRequest input');
-  return { next: await ctx.pending.complete(input.modelName, input.requestId, ctx.now().toISOString()) };
-}
-
-const RETIRE_INPUT = z.object({
-  modelName: z.string(),
-  previous: SERVING_SCHEMA,
-  endedAt: z.string(),
-});
-const SERVED_INFO = z.looseObject({ predictionsServed: z.number().int().nonnegative() });
-
-/**
- * Removes the model API that was serving before, after recording what its serving period cost
- * (its own measured usage locally, and the predictions it served as the functional unit).
- */
-export async function retireModelApi(
-  ctx: PipelineContext,
-  raw: unknown,
-  fetchImpl: typeof fetch = fetch,
-): Promise<StageUsage | null> {
-  const { previous, endedAt } = parseWith(RETIRE_INPUT, raw, 'retireModelApi input');
-  let predictionsServed = 0;
-  if (previous.endpoint) {
-    try {
-      const response = await fetchImpl(`${previous.endpoint}/model`, { signal: AbortSignal.timeout(5000) });
-      predictionsServed = parseWith(SERVED_INFO, await response.json(), '/model response').predictionsServed;
-    } catch {
-      // A dead old API served nothing more we can count; its time still counts below.
-    }
-  }
-  const usage = await ctx.launcher.usage(previous.groupName).catch(() => null);
-  await ctx.launcher.delete(previous.groupName);
-  ctx.log(
-    `retired model API ${previous.groupName} (${previous.versionId}) after ${predictionsServed} predictions`,
-  );
-  return {
-    stage: 'serve',
-    region: previous.region,
-    startedAt: previous.since,
-    endedAt,
-    cpuCores: previous.cpuCores,
-    memoryGb: previous.memoryGb,
-    cpuSeconds: usage?.cpuSeconds ?? null,
-    peakMemoryBytes: usage?.peakRssBytes ?? null,
-    resourceSource: usage ? 'local-process' : 'assumed',
-    functionalUnits: predictionsServed,
-  };
 }

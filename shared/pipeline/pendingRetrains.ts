@@ -7,6 +7,8 @@ import {
   type WindowPlan,
 } from './contracts';
 import { z } from 'zod';
+import { ConflictError } from '../errors';
+import { statusCodeOf } from '../errors/classify';
 
 /**
  * The retrain requests waiting for (or being served by) a model's orchestration. Two slots per
@@ -75,7 +77,7 @@ export class PendingRetrainStore {
       const row = parseJsonWith(ROW_SCHEMA, entity.body, `pending retrain ${modelName}/${slot}`);
       return { ...(row as PendingRetrain), etag: entity.etag };
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) return null;
+      if (statusCodeOf(error) === 404) return null;
       throw error;
     }
   }
@@ -94,7 +96,7 @@ export class PendingRetrainStore {
 
   /** Adds a request, merging with what is pending. Retries its CAS on a lost race. */
   async submit(request: RetrainRequest, nowIso: string): Promise<MergeOutcome> {
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.get(request.modelName, 'current');
       try {
         if (!current) {
@@ -128,11 +130,26 @@ export class PendingRetrainStore {
         throw error;
       }
     }
-    throw new Error(`could not submit retrain request for ${request.modelName}: too much contention`);
+    throw contention(`submit a retrain request for ${request.modelName}`);
   }
 
-  async recordPlan(modelName: string, requestId: string, plan: WindowPlan, nowIso: string): Promise<void> {
-    await this.update(modelName, requestId, (p) => ({ ...p, latestPlan: plan, updatedAt: nowIso }));
+  /**
+   * The latest plan for the request. `escalation` says the orchestration turned it into
+   * `retrainNow` (its deadline backstop fired): the table owns the request, so it is told.
+   */
+  async recordPlan(
+    modelName: string,
+    requestId: string,
+    plan: WindowPlan,
+    nowIso: string,
+    escalation: string | null = null,
+  ): Promise<void> {
+    await this.update(modelName, requestId, (p) => ({
+      ...p,
+      request: escalation === null ? p.request : escalate(p.request, escalation),
+      latestPlan: plan,
+      updatedAt: nowIso,
+    }));
   }
 
   async markSignalled(modelName: string, requestId: string, nowIso: string): Promise<void> {
@@ -148,7 +165,7 @@ export class PendingRetrainStore {
    * request, which the orchestration then serves with continueAsNew.
    */
   async complete(modelName: string, requestId: string, nowIso: string): Promise<RetrainRequest | null> {
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.get(modelName, 'current');
       try {
         if (current && current.request.requestId !== requestId) {
@@ -170,7 +187,7 @@ export class PendingRetrainStore {
         throw error;
       }
     }
-    throw new Error(`could not complete retrain request ${requestId}: too much contention`);
+    throw contention(`complete retrain request ${requestId}`);
   }
 
   private async update(
@@ -178,7 +195,7 @@ export class PendingRetrainStore {
     requestId: string,
     change: (p: PendingRetrain) => PendingRetrain,
   ): Promise<void> {
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.get(modelName, 'current');
       if (!current || current.request.requestId !== requestId) return;
       try {
@@ -189,6 +206,9 @@ export class PendingRetrainStore {
         throw error;
       }
     }
+    // A lost plan or signal would leave the orchestration and the table disagreeing: fail loudly,
+    // retryably, so the orchestrator's retry policy tries again later.
+    throw contention(`update retrain request ${requestId} of ${modelName}`);
   }
 
   private async write(
@@ -208,7 +228,24 @@ function stripEtag<T extends { etag?: string }>(value: T): Omit<T, 'etag'> {
   return rest;
 }
 
+const MAX_ATTEMPTS = 20;
+
 function isRace(error: unknown): boolean {
-  const status = (error as { statusCode?: number }).statusCode;
+  const status = statusCodeOf(error);
   return status === 409 || status === 412 || status === 404;
+}
+
+function contention(action: string): ConflictError {
+  return new ConflictError(`could not ${action}: lost ${MAX_ATTEMPTS} compare-and-swap races`, {
+    retryable: true,
+  });
+}
+
+/** Idempotent: a repeated escalation does not repeat its reason. */
+export function escalate(request: RetrainRequest, escalation: string): RetrainRequest {
+  return {
+    ...request,
+    kind: 'retrainNow',
+    reason: request.reason.endsWith(`; ${escalation}`) ? request.reason : `${request.reason}; ${escalation}`,
+  };
 }

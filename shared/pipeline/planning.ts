@@ -1,11 +1,10 @@
-import { z } from 'zod';
-import { parseWith } from '../validation';
 import { chooseWindow, type RegionCandidate, type WindowChoice } from '../policy/windowChoice';
 import { zoneForRegion } from '../carbon/provider';
 import { annualAverageFor } from '../carbon/annualAverage';
 import { findAzureRegion } from '../carbon/azureRegions';
 import type { Forecast } from '../carbon/types';
-import { RETRAIN_REQUEST_SCHEMA, type RetrainRequest, type WindowPlan } from './contracts';
+import type { RetrainRequest, WindowPlan } from './contracts';
+import type { ParsedActivityInput } from './activityContracts';
 import type { PipelineContext } from './context';
 
 /**
@@ -45,6 +44,10 @@ export function candidateRegions(ctx: PipelineContext): string[] {
   return regions;
 }
 
+/**
+ * The one plan computation, used by the planning activity and by the poller's re-plans: a
+ * `retrainNow` request plans within the (short) "now" deadline, whatever deadline it carries.
+ */
 export function planFromCarbon(
   ctx: PipelineContext,
   request: RetrainRequest,
@@ -60,7 +63,12 @@ export function planFromCarbon(
       annualAverageGramsPerKwh: info ? annualAverageFor(info.zone, info).gramsPerKwh : null,
     };
   });
-  const deadlineMs = Math.max(Date.parse(request.deadline), Date.parse(nowIso));
+  const nowMs = Date.parse(nowIso);
+  const requestDeadlineMs =
+    request.kind === 'retrainNow'
+      ? Math.min(Date.parse(request.deadline), nowMs + ctx.settings.RETRAIN_NOW_DEADLINE_HOURS * 3_600_000)
+      : Date.parse(request.deadline);
+  const deadlineMs = Math.max(requestDeadlineMs, nowMs);
   const choice = chooseWindow({
     candidates,
     homeRegion: ctx.settings.HOME_REGION,
@@ -85,26 +93,15 @@ export function planFromCarbon(
   return { plan, choice };
 }
 
-const PLAN_INPUT = z.object({ request: RETRAIN_REQUEST_SCHEMA, nowIso: z.string() });
-
-/** The `planRetrain` activity. A `retrainNow` request plans within its (short) deadline. */
-export async function planRetrain(ctx: PipelineContext, raw: unknown): Promise<WindowPlan> {
-  const { request, nowIso } = parseWith(PLAN_INPUT, raw, 'planRetrain input');
+/** The `planRetrain` activity: plans, and records the plan (and any escalation) with the request. */
+export async function planRetrain(
+  ctx: PipelineContext,
+  input: ParsedActivityInput<'planRetrain'>,
+): Promise<WindowPlan> {
+  const { request, nowIso, escalation } = input;
   const carbon = await gatherRegionCarbon(ctx, candidateRegions(ctx));
-  const effective =
-    request.kind === 'retrainNow'
-      ? {
-          ...request,
-          deadline: new Date(
-            Math.min(
-              Date.parse(request.deadline),
-              Date.parse(nowIso) + ctx.settings.RETRAIN_NOW_DEADLINE_HOURS * 3_600_000,
-            ),
-          ).toISOString(),
-        }
-      : request;
-  const { plan } = planFromCarbon(ctx, effective, nowIso, carbon);
-  await ctx.pending.recordPlan(request.modelName, request.requestId, plan, nowIso);
+  const { plan } = planFromCarbon(ctx, request, nowIso, carbon);
+  await ctx.pending.recordPlan(request.modelName, request.requestId, plan, nowIso, escalation);
   ctx.log(`plan for ${request.requestId}: ${plan.region} at ${plan.startAt} (${plan.reason})`);
   return plan;
 }

@@ -1,4 +1,3 @@
-import { parseWith } from '../validation';
 import { zoneForRegion } from '../carbon/provider';
 import type { IntensityPoint } from '../carbon/types';
 import {
@@ -12,7 +11,7 @@ import {
 } from '../sci/sci';
 import { utcDayOf, type RunRecord } from '../sci/runRecords';
 import { EVENT, METRIC } from '../telemetry/telemetry';
-import { RUN_SUMMARY_SCHEMA, type StageUsage } from './contracts';
+import type { RunSummary, StageUsage } from './contracts';
 import type { PipelineContext } from './context';
 
 /**
@@ -78,9 +77,8 @@ export async function footprintOfUsage(ctx: PipelineContext, usage: StageUsage):
 /** The `recordRun` activity: stage footprints, the run record, the daily aggregate and telemetry. */
 export async function recordRun(
   ctx: PipelineContext,
-  raw: unknown,
+  summary: RunSummary,
 ): Promise<{ runId: string; totalGrams: number | null }> {
-  const summary = parseWith(RUN_SUMMARY_SCHEMA, raw, 'run summary');
   const stages = await Promise.all(summary.stages.map((usage) => footprintOfUsage(ctx, usage)));
   const totals = aggregateRun(stages, functionalUnitOf('retrain', 1));
   const train = summary.stages.find((s) => s.stage === 'train');

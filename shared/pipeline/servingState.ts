@@ -1,10 +1,13 @@
 import type { TableClient } from '@azure/data-tables';
 import { z } from 'zod';
+import { ConflictError } from '../errors';
+import { statusCodeOf } from '../errors/classify';
 import { parseJsonWith } from '../validation';
 
 /**
- * Which model-API container group serves each model. Switched by compare-and-swap, so a slow,
- * retried rollout can never point serving back at an older group.
+ * Which model-API container group serves each model, and the ones it replaced that are not yet
+ * retired. Switched by compare-and-swap, so a slow, retried rollout can never point serving back
+ * at an older group, and a crash between switch and retirement never forgets the old group.
  */
 export const SERVING_SCHEMA = z.object({
   groupName: z.string(),
@@ -17,6 +20,11 @@ export const SERVING_SCHEMA = z.object({
 });
 export type ServingRecord = z.output<typeof SERVING_SCHEMA>;
 
+const ROW_SCHEMA = SERVING_SCHEMA.extend({ retiring: z.array(SERVING_SCHEMA).default([]) });
+type ServingRow = z.output<typeof ROW_SCHEMA>;
+
+const MAX_ATTEMPTS = 20;
+
 export class ServingStateStore {
   constructor(private readonly table: TableClient) {}
 
@@ -25,50 +33,104 @@ export class ServingStateStore {
   }
 
   async get(modelName: string): Promise<(ServingRecord & { etag: string }) | null> {
+    const row = await this.getRow(modelName);
+    if (!row) return null;
+    const { retiring: _retiring, ...record } = row;
+    return record;
+  }
+
+  private async getRow(modelName: string): Promise<(ServingRow & { etag: string }) | null> {
     try {
       const entity = await this.table.getEntity<{ body: string }>(modelName, 'serving');
       return {
-        ...parseJsonWith(SERVING_SCHEMA, entity.body, `serving state of ${modelName}`),
+        ...parseJsonWith(ROW_SCHEMA, entity.body, `serving state of ${modelName}`),
         etag: entity.etag,
       };
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) return null;
+      if (statusCodeOf(error) === 404) return null;
       throw error;
     }
   }
 
-  /** Points serving at `next`; returns the group it replaced (null if none or already switched). */
-  async switchTo(
+  /**
+   * Points serving at `next`; returns every API still to retire (the replaced one and any an
+   * earlier crash left). Repeating the switch returns the same list, so it is safe to retry.
+   */
+  async switchTo(modelName: string, next: ServingRecord): Promise<ServingRecord[]> {
+    return this.change(modelName, (current) => {
+      if (current?.groupName === next.groupName) return { row: current, result: current.retiring };
+      const retiring = current ? [...current.retiring, stripRow(current)] : [];
+      return { row: { ...next, retiring }, result: retiring };
+    });
+  }
+
+  /** The old API is deleted: forget it. */
+  async markRetired(modelName: string, groupName: string): Promise<void> {
+    await this.change(modelName, (current) => {
+      if (!current || !current.retiring.some((r) => r.groupName === groupName)) {
+        return { row: null, result: undefined };
+      }
+      return {
+        row: { ...current, retiring: current.retiring.filter((r) => r.groupName !== groupName) },
+        result: undefined,
+      };
+    });
+  }
+
+  /** A locally restarted API answers on a new port. */
+  async updateEndpoint(modelName: string, groupName: string, endpoint: string): Promise<void> {
+    await this.change(modelName, (current) =>
+      current?.groupName === groupName
+        ? { row: { ...current, endpoint }, result: undefined }
+        : { row: null, result: undefined },
+    );
+  }
+
+  /** `change` returns the row to write (null or the row it was given: nothing to write) and the result. */
+  private async change<T>(
     modelName: string,
-    next: ServingRecord,
-  ): Promise<{ previousGroup: string | null; previous: ServingRecord | null }> {
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const current = await this.get(modelName);
-      if (current?.groupName === next.groupName) return { previousGroup: null, previous: null }; // retried activity
-      const entity = { partitionKey: modelName, rowKey: 'serving', body: JSON.stringify(next) };
+    change: (current: ServingRow | null) => { row: ServingRow | null; result: T },
+  ): Promise<T> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.getRow(modelName);
+      const unchanged = current ? stripEtag(current) : null;
+      const { row, result } = change(unchanged);
+      if (row === null || row === unchanged) return result;
+      const entity = { partitionKey: modelName, rowKey: 'serving', body: JSON.stringify(row) };
       try {
         if (current) await this.table.updateEntity(entity, 'Replace', { etag: current.etag });
         else await this.table.createEntity(entity);
-        if (!current) return { previousGroup: null, previous: null };
-        const { etag: _etag, ...previous } = current;
-        return { previousGroup: current.groupName, previous };
+        return result;
       } catch (error) {
-        const status = (error as { statusCode?: number }).statusCode;
+        const status = statusCodeOf(error);
         if (status === 409 || status === 412) continue;
         throw error;
       }
     }
-    throw new Error(`could not switch serving for ${modelName}: too much contention`);
+    throw new ConflictError(`could not change serving state of ${modelName}: lost ${MAX_ATTEMPTS} races`, {
+      retryable: true,
+      details: { modelName },
+    });
   }
 
-  async listAll(): Promise<(ServingRecord & { modelName: string })[]> {
-    const out: (ServingRecord & { modelName: string })[] = [];
+  async listAll(): Promise<(ServingRecord & { modelName: string; retiring: ServingRecord[] })[]> {
+    const out: (ServingRecord & { modelName: string; retiring: ServingRecord[] })[] = [];
     for await (const entity of this.table.listEntities<{ body: string }>()) {
       out.push({
-        ...parseJsonWith(SERVING_SCHEMA, entity.body, 'serving state'),
+        ...parseJsonWith(ROW_SCHEMA, entity.body, 'serving state'),
         modelName: entity.partitionKey as string,
       });
     }
     return out;
   }
+}
+
+function stripEtag<T extends { etag?: string }>(value: T): Omit<T, 'etag'> {
+  const { etag: _etag, ...rest } = value;
+  return rest;
+}
+
+function stripRow(row: ServingRow): ServingRecord {
+  const { retiring: _retiring, ...record } = row;
+  return record;
 }

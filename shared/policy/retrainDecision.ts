@@ -134,3 +134,28 @@ function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): Ret
   }
   return { kind: 'none', relativeDrop, reason: `${measured} < small drop ${percent(t.smallDrop)}` };
 }
+
+/**
+ * The decision after a batch was evaluated. Without a champion (or without a score for the batch)
+ * there is nothing to compare against: the first model is trained now, within the "now" deadline.
+ */
+export function decideAfterEvaluation(
+  input: {
+    championBaselineAccuracy: number | null;
+    batchAccuracy: number | null;
+    rowsAccepted: number;
+    evaluatedAt: string;
+  },
+  thresholds: RetrainThresholds,
+): RetrainDecision {
+  const { championBaselineAccuracy, batchAccuracy } = input;
+  if (championBaselineAccuracy === null || batchAccuracy === null) {
+    return {
+      kind: 'retrainNow',
+      reason: 'no champion model yet: initial training',
+      relativeDrop: 0,
+      deadline: plusHours(input.evaluatedAt, thresholds.nowDeadlineHours),
+    };
+  }
+  return decideRetrain({ ...input, championBaselineAccuracy, batchAccuracy }, thresholds);
+}

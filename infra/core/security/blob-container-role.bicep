@@ -20,16 +20,16 @@ param condition string = ''
 
 param assignmentDescription string = ''
 
-resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource account 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: storageAccountName
 }
 
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' existing = {
   parent: account
   name: 'default'
 }
 
-resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' existing = {
   parent: blobService
   name: containerName
 }

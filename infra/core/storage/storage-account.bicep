@@ -18,7 +18,14 @@ param queues array = []
 @description('Days a deleted blob stays recoverable (0 turns soft delete off).')
 param blobDeleteRetentionDays int = 0
 
-resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+@description('Containers whose blob versions are write-once (version-level immutability); needs blob versioning, which is turned on when this is not empty.')
+param immutableVersionContainers array = []
+
+@minValue(1)
+@description('Days each blob version in immutableVersionContainers stays undeletable and unchangeable.')
+param immutableVersionRetentionDays int = 30
+
+resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: name
   location: location
   tags: tags
@@ -44,10 +51,12 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {
   parent: account
   name: 'default'
   properties: {
+    // Versioning keeps every overwritten version, which version-level immutability then locks.
+    isVersioningEnabled: !empty(immutableVersionContainers)
     deleteRetentionPolicy: {
       enabled: blobDeleteRetentionDays > 0
       days: blobDeleteRetentionDays > 0 ? blobDeleteRetentionDays : null
@@ -55,34 +64,53 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   }
 }
 
-resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = [
   for containerName in containers: {
     parent: blobService
     name: containerName
     properties: {
       publicAccess: 'None'
+      immutableStorageWithVersioning: contains(immutableVersionContainers, containerName)
+        ? {
+            enabled: true
+          }
+        : null
     }
   }
 ]
 
-resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+// The default version-level policy of a container applies to every new blob version written to it:
+// an overwrite only adds a version, it can never change or delete the bytes a model was promoted
+// with. Left unlocked so an operator can shorten it; no workload identity can (management plane).
+resource immutabilityPolicies 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2025-06-01' = [
+  for containerName in immutableVersionContainers: {
+    parent: blobContainers[indexOf(containers, containerName)]
+    name: 'default'
+    properties: {
+      immutabilityPeriodSinceCreationInDays: immutableVersionRetentionDays
+      allowProtectedAppendWrites: false
+    }
+  }
+]
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2025-06-01' = {
   parent: account
   name: 'default'
 }
 
-resource storageTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+resource storageTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-01' = [
   for tableName in tables: {
     parent: tableService
     name: tableName
   }
 ]
 
-resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2025-06-01' = {
   parent: account
   name: 'default'
 }
 
-resource storageQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+resource storageQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-06-01' = [
   for queueName in queues: {
     parent: queueService
     name: queueName

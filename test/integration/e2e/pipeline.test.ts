@@ -160,14 +160,14 @@ describe('end to end on Azurite with local containers', () => {
     expect(await h.launcher.list()).toEqual([]);
   });
 
-  it('a training container that exits non-zero promotes nothing and leaves nothing running', async () => {
+  it('a training container that keeps failing is retried, then fails with its reason, leaving nothing running', async () => {
     const h = await harness('e2e-trainfail', { 'green-e2e-ml/training:latest': fixture('exit3.mjs') });
     await upload(h.ctx, 0);
     await settle(h);
     expect(await h.ctx.registry.getChampion('e2e-trainfail')).toBeNull();
     const [run] = await h.ctx.runRecords.listRuns('e2e-trainfail');
-    expect(run.outcome).toBe('training-failed');
-    expect(run.detail).toMatch(/exit 3/);
+    expect(run.outcome).toBe('failed');
+    expect(run.detail).toMatch(/gave up after 3 containers: training container failed \(exit 3\)/);
     expect(await h.launcher.list()).toEqual([]);
   });
 

@@ -1,5 +1,7 @@
 import { retrainOrchestrator } from '../../../functions/orchestration/retrainOrchestrator';
-import { ACTIVITY } from '../../../functions/orchestration/activityNames';
+import { bindActivities, type ActivityImplementations } from '../../../functions/activities';
+import { ACTIVITY_NAMES, type ActivityName } from '../../../shared/pipeline/activityContracts';
+import { ProviderError, type GreenMlError } from '../../../shared/errors';
 import { LocalDurableRuntime, type ActivityHandler } from '../../../functions/local/durableRuntime';
 import { TableDurableStore } from '../../../functions/local/durableStore';
 import type {
@@ -30,6 +32,8 @@ interface Script {
   promotionConflict?: boolean;
   healthy?: boolean;
   nextRequest?: boolean;
+  /** Returns the error the promotion throws this time, or null to succeed. */
+  promoteFailure?: () => GreenMlError | null;
 }
 
 function usage(stage: string, startedAt: string, endedAt: string): StageUsage {
@@ -47,24 +51,27 @@ function usage(stage: string, startedAt: string, endedAt: string): StageUsage {
   };
 }
 
+type Scripted = ActivityImplementations<null>;
+
 function scriptedActivities(script: Script, c: ReturnType<typeof clock>) {
   const live = new Set<string>();
-  const calls: { name: string; input: unknown }[] = [];
+  const calls: { name: ActivityName; input: unknown; at: string }[] = [];
   const recorded: RunSummary[] = [];
   let statePolls = 0;
   let planned = 0;
   const at = () => c.now().toISOString();
-  const a: Record<string, ActivityHandler> = {
-    [ACTIVITY.planRetrain]: (input) => {
+  const a: Scripted = {
+    planRetrain: (_ctx, input) => {
       planned++;
-      const req = (input as { request: { kind: string } }).request;
-      return req.kind === 'retrainNow' ? { ...script.plan, kind: 'startNow', startAt: at() } : script.plan;
+      return input.request.kind === 'retrainNow'
+        ? { ...script.plan, kind: 'startNow', startAt: at() }
+        : script.plan;
     },
-    [ACTIVITY.launchTraining]: (input) => {
-      const { runId } = input as { runId: string };
-      live.add(`train-${runId}`);
+    launchTraining: (_ctx, { runId, attempt }) => {
+      const groupName = attempt === 1 ? `train-${runId}` : `train-${runId}-${attempt}`;
+      live.add(groupName);
       return {
-        groupName: `train-${runId}`,
+        groupName,
         dataWindow: ['b1', 'b2'],
         cpuCores: 2,
         memoryGb: 4,
@@ -72,22 +79,17 @@ function scriptedActivities(script: Script, c: ReturnType<typeof clock>) {
         launchedAt: at(),
       };
     },
-    [ACTIVITY.containerStatus]: () => {
+    containerStatus: () => {
       const s = script.trainingStates[Math.min(statePolls++, script.trainingStates.length - 1)];
-      if (s === 'failed') return { kind: 'failed', exitCode: 3, reason: 'exit 3' };
+      if (s === 'bad-input') return { kind: 'failed', exitCode: 1, reason: 'exit 1' };
+      if (s === 'killed') return { kind: 'failed', exitCode: null, reason: 'killed by SIGKILL' };
+      if (s === 'missing') return { kind: 'missing' };
       if (s === 'succeeded') return { kind: 'succeeded', startedAt: T0, finishedAt: at(), exitCode: 0 };
-      return s === 'running' ? { kind: s, startedAt: T0 } : { kind: s };
+      return s === 'running' ? { kind: s, startedAt: T0 } : { kind: 'pending' };
     },
-    [ACTIVITY.collectContainerUsage]: (input) => {
-      const i = input as { launchedAt: string; endedAt: string };
-      return usage('train', i.launchedAt, i.endedAt);
-    },
-    [ACTIVITY.deleteContainer]: (input) => {
-      const { groupName } = input as { groupName: string };
-      return live.delete(groupName) ? 'deleted' : 'already-gone';
-    },
-    [ACTIVITY.compareChallenger]: (input) => {
-      const { challengerVersionId } = input as { challengerVersionId: string };
+    collectContainerUsage: (_ctx, i) => usage('train', i.launchedAt, i.endedAt),
+    deleteContainer: (_ctx, { groupName }) => (live.delete(groupName) ? 'deleted' : 'already-gone'),
+    compareChallenger: (_ctx, { challengerVersionId }) => {
       const better = script.championAccuracy === null || script.challengerAccuracy > script.championAccuracy;
       return {
         challengerVersionId,
@@ -100,14 +102,14 @@ function scriptedActivities(script: Script, c: ReturnType<typeof clock>) {
         usage: usage('compare', at(), at()),
       };
     },
-    [ACTIVITY.promoteChallenger]: (input) => {
-      const { versionId } = input as { versionId: string };
+    promoteChallenger: (_ctx, { versionId }) => {
+      const failure = script.promoteFailure?.();
+      if (failure) throw failure;
       return script.promotionConflict
         ? { kind: 'conflict', currentChampion: 'other' }
         : { kind: 'promoted', versionId };
     },
-    [ACTIVITY.launchModelApi]: (input) => {
-      const { runId } = input as { runId: string };
+    launchModelApi: (_ctx, { runId }) => {
       live.add(`api-${runId}`);
       return {
         groupName: `api-${runId}`,
@@ -118,29 +120,30 @@ function scriptedActivities(script: Script, c: ReturnType<typeof clock>) {
         launchedAt: at(),
       };
     },
-    [ACTIVITY.checkModelApiHealth]: () =>
+    checkModelApiHealth: () =>
       script.healthy === false
-        ? { healthy: false, endpoint: null, servingVersion: null, detail: 'connection refused' }
-        : { healthy: true, endpoint: 'http://127.0.0.1:9', servingVersion: 'x', detail: 'ok' },
-    [ACTIVITY.switchServing]: () => ({
-      previousGroup: 'api-old',
-      previous: {
-        groupName: 'api-old',
-        endpoint: null,
-        versionId: 'champ-1',
-        region: 'westeurope',
-        cpuCores: 1,
-        memoryGb: 1.5,
-        since: T0,
-      },
+        ? { healthy: false, lost: false, endpoint: null, servingVersion: null, detail: 'connection refused' }
+        : { healthy: true, lost: false, endpoint: 'http://127.0.0.1:9', servingVersion: 'x', detail: 'ok' },
+    switchServing: () => ({
+      retiring: [
+        {
+          groupName: 'api-old',
+          endpoint: null,
+          versionId: 'champ-1',
+          region: 'westeurope',
+          cpuCores: 1,
+          memoryGb: 1.5,
+          since: T0,
+        },
+      ],
     }),
-    [ACTIVITY.retireModelApi]: () => null,
-    [ACTIVITY.rollbackChampion]: () => ({ championVersionId: 'champ-1' }),
-    [ACTIVITY.recordRun]: (input) => {
-      recorded.push(input as RunSummary);
-      return { runId: (input as RunSummary).runId, totalGrams: 1.5 };
+    retireModelApi: () => null,
+    rollbackChampion: () => ({ championVersionId: 'champ-1' }),
+    recordRun: (_ctx, summary) => {
+      recorded.push(summary);
+      return { runId: summary.runId, totalGrams: 1.5 };
     },
-    [ACTIVITY.completeRequest]: () => {
+    completeRequest: () => {
       if (script.nextRequest) {
         script.nextRequest = false;
         return { next: { ...baseInput().request, requestId: 'req-2', kind: 'retrainNow', deadline: at() } };
@@ -148,14 +151,15 @@ function scriptedActivities(script: Script, c: ReturnType<typeof clock>) {
       return { next: null };
     },
   };
-  const wrapped: Record<string, ActivityHandler> = {};
-  for (const [name, fn] of Object.entries(a)) {
-    wrapped[name] = (input, ctx) => {
-      calls.push({ name, input });
-      return fn(input, ctx);
+  const handlers = bindActivities(async () => null, a);
+  const activities: Record<string, ActivityHandler> = {};
+  for (const name of ACTIVITY_NAMES) {
+    activities[name] = (input, ctx) => {
+      calls.push({ name, input, at: at() });
+      return handlers[name](input, ctx);
     };
   }
-  return { activities: wrapped, live, calls, recorded, planned: () => planned };
+  return { activities, live, calls, recorded, planned: () => planned };
 }
 
 function baseInput(over: Partial<OrchestrationInput['request']> = {}): OrchestrationInput {
@@ -227,7 +231,7 @@ describe('retrainOrchestrator', () => {
     await t.drain(new Date('2024-09-02T12:00:00Z'));
     const waiting = await t.runtime.getStatus('retrain-vat-rate');
     expect(waiting?.customStatus).toMatchObject({ step: 'waiting-for-green-window' });
-    expect(t.calls.some((c) => c.name === ACTIVITY.launchTraining)).toBe(false);
+    expect(t.calls.some((c) => c.name === 'launchTraining')).toBe(false);
     // The poller signals at 13:50 that the window opens at 14:00.
     t.c.advanceTo(new Date('2024-09-02T13:50:00Z'));
     await t.runtime.raiseEvent('retrain-vat-rate', 'startTraining', {
@@ -238,7 +242,7 @@ describe('retrainOrchestrator', () => {
     const done = await t.runtime.getStatus('retrain-vat-rate');
     expect(done?.runtimeStatus).toBe('Completed');
     expect(done?.output).toMatchObject({ outcome: 'promoted' });
-    const launch = t.calls.find((c) => c.name === ACTIVITY.launchTraining);
+    const launch = t.calls.find((c) => c.name === 'launchTraining');
     expect(launch?.input).toMatchObject({ region: 'swedencentral' });
     const summary = t.recorded[0];
     expect(Date.parse(summary.stages[0].startedAt)).toBeGreaterThanOrEqual(
@@ -246,7 +250,7 @@ describe('retrainOrchestrator', () => {
     );
     // training group deleted; the new API is serving (handed over), the old one retired
     expect([...t.live]).toEqual([`api-${summary.runId}`]);
-    expect(t.calls.some((c) => c.name === ACTIVITY.retireModelApi)).toBe(true);
+    expect(t.calls.some((c) => c.name === 'retireModelApi')).toBe(true);
   });
 
   it('starts by the deadline when no window is signalled', async () => {
@@ -258,7 +262,7 @@ describe('retrainOrchestrator', () => {
     });
     await t.runtime.startNew('retrainOrchestrator', { instanceId: 'retrain-vat-rate', input: baseInput() });
     await t.drain();
-    const launch = t.calls.find((c) => c.name === ACTIVITY.launchTraining);
+    const launch = t.calls.find((c) => c.name === 'launchTraining');
     expect(launch).toBeDefined();
     const summary = t.recorded[0];
     // deadline 2024-09-03T08:00 minus 30 min expected duration
@@ -267,6 +271,9 @@ describe('retrainOrchestrator', () => {
       Date.parse(summary.request.deadline),
     );
     expect(summary.request.kind).toBe('retrainNow');
+    // The request's owner (the pending table, through planRetrain) is told about the escalation.
+    const plans = t.calls.filter((c) => c.name === 'planRetrain').map((c) => c.input);
+    expect(plans).toMatchObject([{ escalation: null }, { escalation: 'deadline reached' }]);
   });
 
   it('never promotes a challenger that is not better, and deletes the training container', async () => {
@@ -284,14 +291,14 @@ describe('retrainOrchestrator', () => {
     expect((await t.runtime.getStatus('retrain-vat-rate'))?.output).toMatchObject({
       outcome: 'rejected-worse',
     });
-    expect(t.calls.some((c) => c.name === ACTIVITY.promoteChallenger)).toBe(false);
+    expect(t.calls.some((c) => c.name === 'promoteChallenger')).toBe(false);
     expect(t.live.size).toBe(0);
   });
 
-  it('cleans up when training fails', async () => {
+  it('does not retry a training that rejected its input, and cleans up', async () => {
     const t = await setup({
       plan: { ...greenPlan, kind: 'startNow', startAt: T0 },
-      trainingStates: ['running', 'failed'],
+      trainingStates: ['running', 'bad-input'],
       challengerAccuracy: 0.95,
       championAccuracy: 0.9,
     });
@@ -304,7 +311,103 @@ describe('retrainOrchestrator', () => {
       outcome: 'training-failed',
     });
     expect(t.live.size).toBe(0);
-    expect(t.calls.some((c) => c.name === ACTIVITY.compareChallenger)).toBe(false);
+    expect(t.calls.some((c) => c.name === 'compareChallenger')).toBe(false);
+    expect(t.calls.filter((c) => c.name === 'launchTraining')).toHaveLength(1);
+  });
+
+  it('replaces a killed training container and promotes from the second one', async () => {
+    const t = await setup({
+      plan: { ...greenPlan, kind: 'startNow', startAt: T0 },
+      trainingStates: ['running', 'killed', 'running', 'succeeded'],
+      challengerAccuracy: 0.95,
+      championAccuracy: 0.9,
+    });
+    await t.runtime.startNew('retrainOrchestrator', {
+      instanceId: 'retrain-vat-rate',
+      input: baseInput({ kind: 'retrainNow' }),
+    });
+    await t.drain();
+    expect((await t.runtime.getStatus('retrain-vat-rate'))?.output).toMatchObject({ outcome: 'promoted' });
+    const launches = t.calls.filter((c) => c.name === 'launchTraining').map((c) => c.input);
+    expect(launches).toMatchObject([{ attempt: 1 }, { attempt: 2 }]);
+    // Both training groups deleted; only the new API is left (serving).
+    expect([...t.live]).toEqual([`api-${t.recorded[0].runId}`]);
+    expect(t.recorded[0].stages.filter((st) => st.stage === 'train')).toHaveLength(2);
+  });
+
+  it('gives up on a training container that keeps getting lost with a clear failed outcome', async () => {
+    const t = await setup({
+      plan: { ...greenPlan, kind: 'startNow', startAt: T0 },
+      trainingStates: ['missing'],
+      challengerAccuracy: 0.95,
+      championAccuracy: 0.9,
+    });
+    await t.runtime.startNew('retrainOrchestrator', {
+      instanceId: 'retrain-vat-rate',
+      input: baseInput({ kind: 'retrainNow' }),
+    });
+    await t.drain();
+    const output = (await t.runtime.getStatus('retrain-vat-rate'))?.output;
+    expect(output).toMatchObject({ outcome: 'failed' });
+    expect((output as { detail: string }).detail).toMatch(
+      /gave up after 3 containers: training container lost/,
+    );
+    expect(t.calls.filter((c) => c.name === 'launchTraining')).toHaveLength(3);
+    expect(t.live.size).toBe(0);
+  });
+
+  it('does not retry an activity that failed with 403', async () => {
+    const t = await setup({
+      plan: { ...greenPlan, kind: 'startNow', startAt: T0 },
+      trainingStates: ['succeeded'],
+      challengerAccuracy: 0.95,
+      championAccuracy: 0.9,
+      promoteFailure: () =>
+        new ProviderError('PROVIDER_UNAUTHORIZED', 'registry refused the identity', 'blob-storage', {
+          statusCode: 403,
+        }),
+    });
+    await t.runtime.startNew('retrainOrchestrator', {
+      instanceId: 'retrain-vat-rate',
+      input: baseInput({ kind: 'retrainNow' }),
+    });
+    await t.drain();
+    const output = (await t.runtime.getStatus('retrain-vat-rate'))?.output as {
+      outcome: string;
+      detail: string;
+    };
+    expect(output.outcome).toBe('failed');
+    expect(output.detail).toMatch(/promoteChallenger failed after 1 attempt \[PROVIDER_UNAUTHORIZED\]/);
+    expect(t.calls.filter((c) => c.name === 'promoteChallenger')).toHaveLength(1);
+  });
+
+  it('waits out a 429 for as long as its Retry-After says, then succeeds', async () => {
+    let throttled = 2;
+    const t = await setup({
+      plan: { ...greenPlan, kind: 'startNow', startAt: T0 },
+      trainingStates: ['succeeded'],
+      challengerAccuracy: 0.95,
+      championAccuracy: 0.9,
+      promoteFailure: () => {
+        if (throttled-- <= 0) return null;
+        return new ProviderError('PROVIDER_HTTP', 'throttled', 'blob-storage', {
+          statusCode: 429,
+          retryable: true,
+          details: { retryAfterSeconds: 600 },
+        });
+      },
+    });
+    await t.runtime.startNew('retrainOrchestrator', {
+      instanceId: 'retrain-vat-rate',
+      input: baseInput({ kind: 'retrainNow' }),
+    });
+    await t.drain();
+    expect((await t.runtime.getStatus('retrain-vat-rate'))?.output).toMatchObject({ outcome: 'promoted' });
+    const tries = t.calls.filter((c) => c.name === 'promoteChallenger').map((c) => Date.parse(c.at));
+    expect(tries).toHaveLength(3);
+    // The fixed 5 s backoff would have retried after 5 s and 10 s; the server asked for 600 s.
+    expect(tries[1] - tries[0]).toBeGreaterThanOrEqual(600_000);
+    expect(tries[2] - tries[1]).toBeGreaterThanOrEqual(600_000);
   });
 
   it('keeps the old API and rolls the champion back when the new API is unhealthy', async () => {
@@ -323,9 +426,9 @@ describe('retrainOrchestrator', () => {
     expect((await t.runtime.getStatus('retrain-vat-rate'))?.output).toMatchObject({
       outcome: 'rollout-failed',
     });
-    expect(t.calls.filter((c) => c.name === ACTIVITY.checkModelApiHealth)).toHaveLength(3);
-    expect(t.calls.some((c) => c.name === ACTIVITY.rollbackChampion)).toBe(true);
-    expect(t.calls.some((c) => c.name === ACTIVITY.switchServing)).toBe(false);
+    expect(t.calls.filter((c) => c.name === 'checkModelApiHealth')).toHaveLength(3);
+    expect(t.calls.some((c) => c.name === 'rollbackChampion')).toBe(true);
+    expect(t.calls.some((c) => c.name === 'switchServing')).toBe(false);
     expect(t.live.size).toBe(0);
   });
 
@@ -393,6 +496,6 @@ describe('retrainOrchestrator', () => {
       t.c.advanceTo(next);
     }
     expect((await resumed.getStatus('retrain-vat-rate'))?.output).toMatchObject({ outcome: 'promoted' });
-    expect(t.calls.filter((c) => c.name === ACTIVITY.launchTraining)).toHaveLength(1);
+    expect(t.calls.filter((c) => c.name === 'launchTraining')).toHaveLength(1);
   });
 });

