@@ -275,6 +275,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
         championBaselineAccuracy: current ? await bank.holdoutAccuracy(current) : null,
         batchAccuracy: score?.accuracy ?? 0,
         rowsAccepted: score?.rowsAccepted ?? bank.batch(week).length,
+        unseenLabelShare: score?.unseenLabelShare ?? 0,
       },
       state.pending?.request ?? null,
     );
