@@ -1,15 +1,12 @@
 import { findAzureRegion } from '../shared/carbon/azureRegions';
+import { loadSettings } from '../shared/config';
 import { intensityAt, loadTraceSeries } from '../shared/carbon/traceData';
 import { table as formatTable } from '../shared/cli/table';
 import { generateWeek } from '../shared/invoices/generator';
 import { isHoldoutRow, trainFromRows } from '../shared/model/training';
-import { CCF_AZURE_DSV3_EMBODIED } from '../shared/sci/embodied';
-import { CCF_AZURE_ENERGY_COEFFICIENTS } from '../shared/sci/energy';
 import { measuredCapacityProfile, type ReplicaSize } from '../shared/serving/capacityProfile';
-import { hourlyLoadOf, syntheticArrivals } from '../shared/serving/loadTrace';
-import { judgeRegions } from '../shared/serving/regionLatency';
-import { replayServing, type ReplayPeriod, type ReplayResult } from '../shared/serving/servingReplay';
-import { planServing, type ServingPlanInput } from '../shared/serving/servingPlanner';
+import { syntheticArrivals } from '../shared/serving/loadTrace';
+import { compareServingPlans, describePlan } from '../shared/serving/servingComparison';
 import { TreeCountEvaluator } from '../shared/serving/treeCountAccuracy';
 import { readFlags } from './support/childRun';
 
@@ -23,16 +20,19 @@ import { readFlags } from './support/childRun';
  *   npm run bench:serving -- [--peak-requests-per-hour 1200] [--seed 11]
  */
 
-const HOME_REGION = 'westeurope';
-const ALLOWED = ['westeurope', 'swedencentral', 'francecentral', 'germanywestcentral', 'norwayeast'];
-const LATENCY_BUDGET_MS = 40;
-const P99_SLO_MS = 500;
-const MAX_ACCURACY_LOSS = 0.002;
-const TODAY: ReplicaSize = { cpuCores: 1, memoryGb: 1.5 };
-/** Container Apps' default cooldownPeriod for scale rules (learn.microsoft.com/azure/container-apps/scale-app). */
-const COOLDOWN_SECONDS = 300;
-const TIMEOUT_MS = 30_000;
-const DAY_MS = 86_400_000;
+// The project's settings (defaults, or overridden from the environment) decide the plan, as in production.
+const SETTINGS = loadSettings({
+  ...process.env,
+  DataStorage: process.env.DataStorage ?? 'UseDevelopmentStorage=true',
+});
+const HOME_REGION = SETTINGS.HOME_REGION;
+const ALLOWED = SETTINGS.ALLOWED_REGIONS;
+const RESIDENCY = SETTINGS.DATA_RESIDENCY;
+const LATENCY_BUDGET_MS = SETTINGS.SERVING_LATENCY_BUDGET_MS;
+const P99_SLO_MS = SETTINGS.SERVING_P99_SLO_MS;
+const MAX_ACCURACY_LOSS = SETTINGS.SERVING_MAX_ACCURACY_LOSS;
+/** Today's model API: MODEL_API_CPU_CORES / MODEL_API_MEMORY_GB on ACI, always on. */
+const TODAY: ReplicaSize = { cpuCores: SETTINGS.MODEL_API_CPU_CORES, memoryGb: SETTINGS.MODEL_API_MEMORY_GB };
 const START_MS = Date.parse('2022-02-07T00:00:00Z'); // a Monday; the four weeks include February's month end
 const DAYS = 28;
 
@@ -43,7 +43,6 @@ async function main(): Promise<void> {
   if (!(peak > 0) || !Number.isInteger(seed))
     throw new Error('--peak-requests-per-hour > 0, --seed an integer');
   const capacity = measuredCapacityProfile();
-  const endMs = START_MS + DAYS * DAY_MS;
 
   process.stderr.write(`training ${capacity.model.fullTrees} trees to measure accuracy by tree count...\n`);
   const rows = [...generateWeek({ scenario: 'stable', weeks: 2, rowsPerWeek: 20_000, seed: 41 }, 0)];
@@ -76,118 +75,27 @@ async function main(): Promise<void> {
     if (!s) throw new Error(`no trace for ${region}`);
     return intensityAt(s, ms);
   };
-  const meanIntensity = (region: string, fromMs: number, toMs: number): number => {
-    let sum = 0;
-    let n = 0;
-    for (let t = fromMs; t < toMs; t += 3_600_000, n++) sum += intensity(region, t);
-    return sum / n;
-  };
-
-  const planInput = (atMs: number, allowed: readonly string[], withTrees: boolean): ServingPlanInput => ({
-    now: new Date(atMs).toISOString(),
-    host: 'containerapps',
+  const comparison = compareServingPlans({
     homeRegion: HOME_REGION,
-    allowedRegions: allowed,
-    residency: 'EEA',
+    allowedRegions: ALLOWED,
+    residency: RESIDENCY,
     latencyBudgetMs: LATENCY_BUDGET_MS,
     p99SloMs: P99_SLO_MS,
     maxAccuracyLoss: MAX_ACCURACY_LOSS,
-    // Persistence forecast: the last week's mean, never the future the replay scores on.
-    intensityGramsPerKwh: Object.fromEntries(
-      allowed.map((r) => [r, meanIntensity(r, Math.max(START_MS - 7 * DAY_MS, atMs - 7 * DAY_MS), atMs)]),
-    ),
-    load: atMs > START_MS ? hourlyLoadOf(arrivals, Math.max(START_MS, atMs - 7 * DAY_MS), atMs) : [],
+    todaySize: TODAY,
+    fromMs: START_MS,
+    days: DAYS,
+    arrivalsMs: arrivals,
     capacity,
-    treeAccuracy: withTrees ? treeAccuracy : null,
-    fallbackSize: TODAY,
-  });
-
-  const fullTrees = capacity.model.fullTrees;
-  const whole = (p: Omit<ReplayPeriod, 'fromMs' | 'toMs'>): ReplayPeriod[] => [
-    { ...p, fromMs: START_MS, toMs: endMs },
-  ];
-  const eligible = judgeRegions({
-    homeRegion: HOME_REGION,
-    allowedRegions: ALLOWED,
-    residency: 'EEA',
-    latencyBudgetMs: LATENCY_BUDGET_MS,
-  }).filter((r) => r.kind === 'eligible');
-  const greenest = eligible
-    .map((r) => ({ ...r, mean: meanIntensity(r.region, START_MS - 7 * DAY_MS, START_MS) }))
-    .sort((a, b) => a.mean - b.mean)[0];
-  // Right-sized: the planner's size for the home region and the full model, decided after week 1.
-  const homeOnly = planServing(planInput(START_MS + 7 * DAY_MS, [HOME_REGION], false));
-  const rightSize = homeOnly.size;
-
-  const plannerPeriods: ReplayPeriod[] = [];
-  const planLog: string[] = [];
-  for (let day = 0; day < DAYS; day++) {
-    const fromMs = START_MS + day * DAY_MS;
-    const plan = planServing(planInput(fromMs, ALLOWED, true));
-    plannerPeriods.push({
-      fromMs,
-      toMs: fromMs + DAY_MS,
-      label: plan.kind,
-      region: plan.region,
-      rttMs: plan.rttMs,
-      size: plan.size,
-      trees: plan.trees.trees ?? fullTrees,
-      scaling:
-        plan.scaling.kind === 'scale-to-zero'
-          ? { kind: 'scale-to-zero', cooldownSeconds: COOLDOWN_SECONDS }
-          : { kind: 'always-on' },
-    });
-    if (day < 2 || day === DAYS - 1) {
-      planLog.push(
-        `${new Date(fromMs).toISOString().slice(0, 10)}: ${plan.kind} ${plan.region} ${plan.size.cpuCores} vCPU/${plan.size.memoryGb} GB, ` +
-          `${plan.trees.trees ?? fullTrees} trees, ${plan.scaling.kind}` +
-          (plan.kind === 'planned' ? ` (peak ${plan.peakRowsPerSecond} rows/s)` : ` (${plan.reason})`),
-      );
-    }
-  }
-
-  const options = {
-    capacity,
-    p99SloMs: P99_SLO_MS,
-    timeoutMs: TIMEOUT_MS,
+    treeAccuracy,
     intensityAt: intensity,
-    coefficients: { ...CCF_AZURE_ENERGY_COEFFICIENTS, ...CCF_AZURE_DSV3_EMBODIED },
     seed,
-  };
-  const rowsOut: { name: string; result: ReplayResult }[] = [];
-  const run = (name: string, periods: ReplayPeriod[]): void => {
-    rowsOut.push({ name, result: replayServing(arrivals, periods, options) });
-  };
-  const base = { label: '', rttMs: 0, trees: fullTrees };
-  run(
-    `baseline: always-on ACI ${HOME_REGION} 1 vCPU/1.5 GB`,
-    whole({ ...base, region: HOME_REGION, size: TODAY, scaling: { kind: 'always-on' } }),
-  );
-  run(
-    `always-on greenest (${greenest.region})`,
-    whole({
-      ...base,
-      region: greenest.region,
-      rttMs: greenest.rttMs,
-      size: TODAY,
-      scaling: { kind: 'always-on' },
-    }),
-  );
-  run(
-    `right-sized always-on ${rightSize.cpuCores} vCPU/${rightSize.memoryGb} GB`,
-    whole({ ...base, region: HOME_REGION, size: rightSize, scaling: { kind: 'always-on' } }),
-  );
-  run(
-    'scale-to-zero 1 vCPU/1.5 GB',
-    whole({
-      ...base,
-      region: HOME_REGION,
-      size: TODAY,
-      scaling: { kind: 'scale-to-zero', cooldownSeconds: COOLDOWN_SECONDS },
-    }),
-  );
-  run('planner (daily re-plan)', plannerPeriods);
-
+  });
+  const rowsOut = comparison.rows;
+  const planLog = comparison.dailyPlans
+    .filter((_, day) => day < 2 || day === DAYS - 1)
+    .map(({ day, plan }) => `${day}: ${describePlan(plan)}`);
+  const fullTrees = treeAccuracy.fullTrees;
   const baseline = rowsOut[0].result;
   const fmt = (v: number | null, digits = 3): string =>
     v === null || !Number.isFinite(v) ? '-' : v.toFixed(digits);

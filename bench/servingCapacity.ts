@@ -228,8 +228,9 @@ async function main(): Promise<void> {
         '(the machine is shared: interference only adds latency), latency from the ' +
         'scheduled send time; CPU from /proc; cold start = spawn to first healthy /health. Machine shared with other work.',
       scalingAssumption:
-        'Throughput scales linearly with vCPUs; below 1 vCPU every latency is stretched by 1/vCPUs (CPU quota throttling). ' +
-        'Latency excludes network RTT and TLS; a Container Apps cold start also pulls and schedules a replica, which is not measured here.',
+        'A replica with c vCPUs at rate c\u00b7r behaves like the measured core at rate r (same utilisation): throughput scales with vCPUs.' +
+        " Below 1 vCPU the CPU quota stretches each request's own CPU time (cpuMsPerRow) by 1/c; network, HTTP and interference are already in the measured latency." +
+        ' Latency excludes network RTT and TLS; a Container Apps cold start also pulls and schedules a replica, which is not measured here.',
       machine: {
         cpuModel: os.cpus()[0]?.model ?? 'unknown',
         logicalCores: os.availableParallelism(),

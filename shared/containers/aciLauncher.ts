@@ -176,6 +176,35 @@ export class AciLauncher implements ContainerLauncher {
     return initialStatus === 204 ? 'already-gone' : 'deleted';
   }
 
+  /**
+   * Stops a running model-API group when the serving plan expects no load: ACI bills nothing and
+   * reserves no hardware for a stopped group, and keeps its definition for `start`.
+   */
+  async stop(groupName: string): Promise<'stopped' | 'already-gone'> {
+    const name = parseWith(GROUP_NAME_SCHEMA, groupName, 'container group name');
+    try {
+      await this.client.containerGroups.stop(this.resourceGroup, name);
+      return 'stopped';
+    } catch (error) {
+      if (statusOf(error) === 404) return 'already-gone';
+      throw toLaunchFailure(error, `stop container group ${name}`);
+    }
+  }
+
+  /** Starts a stopped group again (a long-running operation that ends when the group runs). */
+  async start(groupName: string): Promise<'started' | 'already-gone'> {
+    const name = parseWith(GROUP_NAME_SCHEMA, groupName, 'container group name');
+    try {
+      await this.client.containerGroups.beginStartAndWait(this.resourceGroup, name, {
+        updateIntervalInMs: this.pollIntervalMs,
+      });
+      return 'started';
+    } catch (error) {
+      if (statusOf(error) === 404) return 'already-gone';
+      throw toLaunchFailure(error, `start container group ${name}`);
+    }
+  }
+
   async list(filter: { tags?: Record<string, string> } = {}): Promise<ListedGroup[]> {
     const listed: ContainerGroup[] = [];
     try {
@@ -374,7 +403,7 @@ export function toLaunchFailure(error: unknown, action: string): GreenMlError {
 }
 
 /** See AciLauncherOptions.maxInlineRetryAfterSeconds. */
-function retryAfterCapPolicy(maxInlineSeconds: number): PipelinePolicy {
+export function retryAfterCapPolicy(maxInlineSeconds: number): PipelinePolicy {
   return {
     name: 'greenmlRetryAfterCap',
     async sendRequest(request, next) {

@@ -83,10 +83,16 @@ export function capacityForTrees(profile: CapacityProfile, trees: number): TreeC
 }
 
 /**
- * Scaling assumption (also in the profile): throughput is proportional to vCPUs, and below one vCPU
- * every request's service time stretches by 1/vCPUs (CPU quota throttling), so measured latencies
- * are divided by min(1, vCPUs). Memory must hold the measured peak RSS with 25 % headroom.
+ * Scaling assumption (also in the profile): a replica with c vCPUs at rate c·r behaves like the
+ * measured core at rate r (same utilisation), so throughput scales with vCPUs; below one vCPU the
+ * CPU quota stretches each request's own CPU time (cpuMsPerRow) by 1/c, and nothing else (network,
+ * HTTP and interference from other processes are in the measured latency already). Memory must hold
+ * the measured peak RSS with 25 % headroom.
  */
+export function quotaStretchMs(entry: TreeCapacity, cpuCores: number): number {
+  return entry.cpuMsPerRow * Math.max(0, 1 / cpuCores - 1);
+}
+
 export interface SizedCapacity {
   readonly size: ReplicaSize;
   /** Highest rows/s one replica sustains with p99.9 (plus `extraMs`) within the SLO; 0 if none. */
@@ -119,13 +125,13 @@ export function sizedCapacity(
   extraMs: number,
 ): SizedCapacity {
   const entry = capacityForTrees(profile, trees);
-  const stretch = 1 / Math.min(1, size.cpuCores);
+  const addedMs = quotaStretchMs(entry, size.cpuCores);
   const fitsMemory = size.memoryGb * 1024 >= profile.peakRssMiB * MEMORY_HEADROOM;
   // The highest measured rate below which every measured point met the SLO: a noisy pass above a
   // failure does not count.
   let usable: TreeCapacity['loadPoints'][number] | undefined;
   for (const p of [...entry.loadPoints].sort((a, b) => a.offeredRowsPerSecond - b.offeredRowsPerSecond)) {
-    if (p.failed > 0 || p999FromP50P99(p.p50Ms, p.p99Ms) * stretch + extraMs > p99SloMs) break;
+    if (p.failed > 0 || p999FromP50P99(p.p50Ms, p.p99Ms) + addedMs + extraMs > p99SloMs) break;
     usable = p;
   }
   if (!usable) {
@@ -141,9 +147,9 @@ export function sizedCapacity(
   return {
     size,
     rowsPerSecondWithinSlo: usable.achievedRowsPerSecond * size.cpuCores,
-    p99Ms: usable.p99Ms * stretch,
-    p50Ms: usable.p50Ms * stretch,
-    p999Ms: p999FromP50P99(usable.p50Ms, usable.p99Ms) * stretch,
+    p99Ms: usable.p99Ms + addedMs,
+    p50Ms: usable.p50Ms + addedMs,
+    p999Ms: p999FromP50P99(usable.p50Ms, usable.p99Ms) + addedMs,
     fitsMemory,
   };
 }

@@ -1,7 +1,7 @@
 import { mulberry32 } from '../random';
 import type { EmbodiedCoefficients } from '../sci/embodied';
 import type { EnergyCoefficients } from '../sci/energy';
-import { capacityForTrees, type CapacityProfile, type ReplicaSize } from './capacityProfile';
+import { capacityForTrees, quotaStretchMs, type CapacityProfile, type ReplicaSize } from './capacityProfile';
 import { addGrams, gramsOfReplicaInterval, NO_GRAMS, type ServingGrams } from './servingEmissions';
 
 /**
@@ -9,8 +9,8 @@ import { addGrams, gramsOfReplicaInterval, NO_GRAMS, type ServingGrams } from '.
  * would have cost: replica-seconds (zero while scaled to zero), busy CPU from the measured CPU per
  * row, emissions per hour at the region's real grid intensity, and every request's latency: the
  * P95 RTT from the home region, a cold start if no replica was up, and a service latency drawn from
- * a log-normal fitted to the measured p50/p99 at that hour's load (stretched for < 1 vCPU, as the
- * capacity profile's scaling assumption says).
+ * a log-normal fitted to the measured p50/p99 at that hour's load (plus the CPU-quota stretch
+ * below 1 vCPU, as the capacity profile's scaling assumption says).
  */
 export type ReplayScaling = { kind: 'always-on' } | { kind: 'scale-to-zero'; cooldownSeconds: number };
 
@@ -72,7 +72,7 @@ export function replayServing(
   for (const period of periods) {
     const entry = capacityForTrees(o.capacity, period.trees);
     const points = [...entry.loadPoints].sort((a, b) => a.offeredRowsPerSecond - b.offeredRowsPerSecond);
-    const stretch = 1 / Math.min(1, period.size.cpuCores);
+    const addedMs = quotaStretchMs(entry, period.size.cpuCores);
     const firstHour = Math.floor(period.fromMs / HOUR_MS);
     const hourCount = Math.ceil(period.toMs / HOUR_MS) - firstHour;
     const reservedByHour = new Float64Array(hourCount);
@@ -119,8 +119,8 @@ export function replayServing(
       const point =
         points.find((p) => p.offeredRowsPerSecond * period.size.cpuCores >= hourRate) ??
         points[points.length - 1];
-      const p50 = Math.max(0.01, point.p50Ms * stretch);
-      const p99 = Math.max(p50, point.p99Ms * stretch);
+      const p50 = Math.max(0.01, point.p50Ms + addedMs);
+      const p99 = Math.max(p50, point.p99Ms + addedMs);
       const serviceMs = p50 * Math.exp((Math.log(p99 / p50) / Z99) * normal());
       const latencyMs = period.rttMs + waitMs + serviceMs;
       if (latencyMs > o.timeoutMs) {

@@ -24,7 +24,7 @@ export type ScriptStep =
   | { kind: 'provisioning-failed'; message: string };
 
 export interface Fault {
-  method?: 'GET' | 'PUT' | 'DELETE';
+  method?: 'GET' | 'PUT' | 'DELETE' | 'POST';
   /** Matched against the request path (without query). */
   pathIncludes?: string;
   status: number;
@@ -57,6 +57,8 @@ interface StoredGroup {
   startTime?: string;
   finishTime?: string;
   logs: string;
+  /** Set by POST …/stop, cleared by POST …/start. */
+  stopped?: boolean;
 }
 
 interface WireContainer {
@@ -189,7 +191,8 @@ export async function startFakeArm(options: FakeArmOptions = {}): Promise<FakeAr
         fqdn: ip.dnsNameLabel ? `${ip.dnsNameLabel}.${group.body.location}.azurecontainer.io` : undefined,
       };
     }
-    if (withInstanceView) properties.instanceView = groupInstanceView(step);
+    if (withInstanceView)
+      properties.instanceView = group.stopped ? { state: 'Stopped', events: [] } : groupInstanceView(step);
     return {
       id: resourceId(group.resourceGroup, group.name),
       name: group.name,
@@ -374,6 +377,25 @@ export async function startFakeArm(options: FakeArmOptions = {}): Promise<FakeAr
     const list = url.pathname.match(new RegExp(`${base}$`));
     const one = url.pathname.match(new RegExp(`${base}/([^/]+)$`));
     const logs = url.pathname.match(new RegExp(`${base}/([^/]+)/containers/([^/]+)/logs$`));
+    const power = url.pathname.match(new RegExp(`${base}/([^/]+)/(stop|start)$`));
+    if (power && method === 'POST') {
+      const group = groups.get(key(power[1], power[2]));
+      if (!group) {
+        return send(
+          res,
+          exchange,
+          404,
+          armError('ResourceNotFound', `Container group '${power[2]}' not found.`),
+        );
+      }
+      group.stopped = power[3] === 'stop';
+      if (power[3] === 'stop') return send(res, exchange, 204, undefined);
+      const asyncUrl = newOperation(group.body.location, {
+        pollsLeft: asyncPollsBeforeDone,
+        outcome: 'Succeeded',
+      });
+      return send(res, exchange, 202, undefined, { 'azure-asyncoperation': asyncUrl, location: asyncUrl });
+    }
 
     if (list && method === 'GET') {
       const value = [...groups.values()]

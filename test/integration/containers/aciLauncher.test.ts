@@ -369,4 +369,33 @@ describe('AciLauncher against a loopback ARM (real @azure/arm-containerinstance 
     });
     expect(arm.exchanges.length).toBe(before);
   });
+  test('a model API group is stopped when no load is expected and started again', async () => {
+    const aci = launcher();
+    arm.scriptFor('api-stop-1', [{ kind: 'running' }]);
+    await aci.create({
+      ...trainingSpec('api-stop-1'),
+      role: 'model-api',
+      image: 'greenmlacr.azurecr.io/green-e2e-ml/model-api:1.2.3',
+      secureEnvironment: undefined,
+      cpuCores: 1,
+      memoryGb: 1.5,
+      port: 8080,
+      region: 'westeurope',
+    });
+    expect((await aci.status('api-stop-1')).kind).toBe('running');
+    expect(await aci.stop('api-stop-1')).toBe('stopped');
+    expect(await aci.status('api-stop-1')).toMatchObject({
+      kind: 'failed',
+      reason: 'container group was stopped',
+    });
+    expect(await aci.start('api-stop-1')).toBe('started');
+    expect((await aci.status('api-stop-1')).kind).toBe('running');
+    const calls = arm.exchanges
+      .filter((e) => e.method === 'POST')
+      .map((e) => `${e.path.split('/').pop()} ${e.status}`);
+    expect(calls).toEqual(['stop 204', 'start 202']);
+    expect(await aci.stop('api-never-made')).toBe('already-gone');
+    expect(await aci.start('api-never-made')).toBe('already-gone');
+    await aci.delete('api-stop-1');
+  });
 });
