@@ -16,6 +16,7 @@ import { createStorageClients } from '../shared/storage/clients';
 import { readFlags } from './support/childRun';
 import {
   percentile,
+  predictRequestOptions,
   runValidLoad,
   startAttacker,
   timeToHealthy,
@@ -151,34 +152,20 @@ const API_KEY = randomBytes(32).toString('base64url');
 
 function postPredict(agent: http.Agent | false, port: number, body: Buffer): Promise<Outcome> {
   return new Promise((resolve) => {
-    const request = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/predict',
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': body.length,
-          authorization: `Bearer ${API_KEY}`,
-        },
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', (error) => resolve({ kind: 'failed', reason: error.message }));
-        response.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = response.statusCode ?? 0;
-          resolve(
-            status === 200
-              ? { kind: 'ok', text }
-              : { kind: 'failed', reason: `HTTP ${status}: ${text.slice(0, 300)}` },
-          );
-        });
-      },
-    );
+    const request = http.request(predictRequestOptions(port, agent, body, API_KEY), (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', (error) => resolve({ kind: 'failed', reason: error.message }));
+      response.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const status = response.statusCode ?? 0;
+        resolve(
+          status === 200
+            ? { kind: 'ok', text }
+            : { kind: 'failed', reason: `HTTP ${status}: ${text.slice(0, 300)}` },
+        );
+      });
+    });
     request.on('error', (error) => resolve({ kind: 'failed', reason: error.message }));
     request.end(body);
   });

@@ -38,6 +38,27 @@ export function percentile(sorted: readonly number[], fraction: number): number 
 
 type Answer = { kind: 'status'; status: number } | { kind: 'none'; reason: string };
 
+/** A POST /predict to the loopback server, authenticated with `key`. */
+export function predictRequestOptions(
+  port: number,
+  agent: http.Agent | false,
+  body: Buffer,
+  key: string,
+): http.RequestOptions {
+  return {
+    host: '127.0.0.1',
+    port,
+    path: '/predict',
+    method: 'POST',
+    agent,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': body.length,
+      authorization: `Bearer ${key}`,
+    },
+  };
+}
+
 function post(
   agent: http.Agent,
   port: number,
@@ -47,19 +68,7 @@ function post(
 ): Promise<Answer> {
   return new Promise((resolve) => {
     const request = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/predict',
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': body.length,
-          authorization: `Bearer ${key}`,
-        },
-        timeout: timeoutMs,
-      },
+      { ...predictRequestOptions(port, agent, body, key), timeout: timeoutMs },
       (response) => {
         response.resume();
         response.on('end', () => resolve({ kind: 'status', status: response.statusCode ?? 0 }));
