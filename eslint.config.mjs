@@ -6,6 +6,7 @@ export default tseslint.config(
     ignores: [
       'dist/**',
       '.cache/**',
+      '.deploy/**',
       'node_modules/**',
       'coverage/**',
       'bin/**',

@@ -32,6 +32,8 @@ interface ChildSpec {
 interface ChildResult {
   rows: number;
   seconds: number;
+  /** CPU seconds of the process over the same span: unlike wall time, barely moved by other load on a shared machine. */
+  cpuSeconds: number;
   /** Peak RSS before reading the batch (node + model). */
   baseRssMiB: number;
   peakRssMiB: number;
@@ -42,6 +44,7 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   const model = spec.model ? deserializeModel(await readFile(spec.model, 'utf8')) : undefined;
   const baseRssMiB = peakRssMiB();
   const startedAt = performance.now();
+  const cpuAtStart = process.cpuUsage();
   let rows = 0;
   let accuracy: number | undefined;
   if (spec.mode === 'csv-parse') {
@@ -61,6 +64,7 @@ async function child(spec: ChildSpec): Promise<ChildResult> {
   return {
     rows,
     seconds: (performance.now() - startedAt) / 1000,
+    cpuSeconds: ((cpu) => (cpu.user + cpu.system) / 1e6)(process.cpuUsage(cpuAtStart)),
     baseRssMiB,
     peakRssMiB: peakRssMiB(),
     accuracy,
@@ -141,17 +145,30 @@ async function main(): Promise<void> {
     }
     const done = outcomes.map((o) => (o.kind === 'done' ? o.result : undefined));
     const csvRate = done[0] ? done[0].rows / done[0].seconds : NaN;
+    const csvCpuRate = done[0] ? done[0].rows / done[0].cpuSeconds : NaN;
     const rows = plan.map(({ label }, i) => {
       const r = done[i];
       const o = outcomes[i];
       if (!r)
-        return [label, o.kind === 'failed' ? `failed: ${o.message}` : 'killed', '-', '-', '-', '-', '-'];
+        return [
+          label,
+          o.kind === 'failed' ? `failed: ${o.message}` : 'killed',
+          '-',
+          '-',
+          '-',
+          '-',
+          '-',
+          '-',
+          '-',
+        ];
       const rate = r.rows / r.seconds;
       return [
         label,
         r.seconds.toFixed(2),
         Math.round(rate).toLocaleString('en-US'),
         (rate / csvRate).toFixed(2),
+        r.cpuSeconds.toFixed(2),
+        (r.rows / r.cpuSeconds / csvCpuRate).toFixed(2),
         r.baseRssMiB.toFixed(0),
         r.peakRssMiB.toFixed(0),
         r.accuracy === undefined ? '-' : (r.accuracy * 100).toFixed(1),
@@ -163,11 +180,29 @@ async function main(): Promise<void> {
     );
     process.stdout.write(
       formatTable(
-        ['mode', 'seconds', 'rows/s', '× csv-parse', 'RSS before batch MiB', 'peak RSS MiB', 'accuracy %'],
+        [
+          'mode',
+          'seconds',
+          'rows/s',
+          '× csv-parse',
+          'CPU s',
+          '× csv-parse (CPU)',
+          'RSS before batch MiB',
+          'peak RSS MiB',
+          'accuracy %',
+        ],
         rows,
       ),
     );
     const [big, small] = [done[2], done[3]];
+    if (big && done[0]) {
+      const wall = big.rows / big.seconds / csvRate;
+      const cpu = big.rows / big.cpuSeconds / csvCpuRate;
+      process.stdout.write(
+        `\nRatio: evaluation of ${bigRows} rows at ×${wall.toFixed(2)} csv-parse's rate by wall time, ×${cpu.toFixed(2)} by CPU time ` +
+          `(target ≥ 0.5 ${Math.min(wall, cpu) >= 0.5 ? '✓' : '✗'}).\n`,
+      );
+    }
     if (big && small) {
       process.stdout.write(
         `\nPeak RSS of evaluation: ${small.peakRssMiB.toFixed(0)} MiB at ${smallRows} rows, ${big.peakRssMiB.toFixed(0)} MiB at ${bigRows} rows ` +

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import Fastify, { LogController } from 'fastify';
@@ -13,6 +14,14 @@ import { ModelRegistry } from '../shared/registry';
 import { freeLoopbackPort, startAzurite, type RunningAzurite } from '../shared/storage/azurite';
 import { createStorageClients } from '../shared/storage/clients';
 import { readFlags } from './support/childRun';
+import {
+  percentile,
+  runValidLoad,
+  startAttacker,
+  timeToHealthy,
+  watchPeakRss,
+  type ValidLoadResult,
+} from './modelApiAttack';
 
 /**
  * Model-API load benchmark. Trains a model on generated `stable` invoices, stores it in an
@@ -23,6 +32,10 @@ import { readFlags } from './support/childRun';
  *
  *   npm run bench:model-api -- [--rows 20000] [--trees 50] [--concurrency 8]
  *                              [--single-requests 3000] [--batch-requests 400] [--max-seconds 20]
+ *                              [--attack] [--attack-seconds 10] [--attackers 200]
+ *
+ * With --attack, the valid single-row load is also measured alone and under 200 hostile
+ * connections (see modelApiAttack.ts), side by side, with the issue-17 targets.
  *
  * Every run is bounded by a request count and by --max-seconds; the whole bench by a hard cap.
  */
@@ -39,6 +52,9 @@ interface BenchFlags {
   singleRequests: number;
   batchRequests: number;
   maxSeconds: number;
+  attack: boolean;
+  attackSeconds: number;
+  attackers: number;
 }
 
 function benchFlags(argv: string[]): BenchFlags {
@@ -59,6 +75,9 @@ function benchFlags(argv: string[]): BenchFlags {
     singleRequests: int('single-requests', 3000, 200_000),
     batchRequests: int('batch-requests', 400, 50_000),
     maxSeconds: int('max-seconds', 20, 300),
+    attack: flags.get('attack') === true,
+    attackSeconds: int('attack-seconds', 10, 120),
+    attackers: int('attackers', 200, 1000),
   };
 }
 
@@ -125,13 +144,10 @@ async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(fraction * sorted.length))) - 1];
-}
-
 type Outcome = { kind: 'ok'; text: string } | { kind: 'failed'; reason: string };
+
+/** The key this run gives the model API (and the baseline, which ignores it). */
+const API_KEY = randomBytes(32).toString('base64url');
 
 function postPredict(agent: http.Agent | false, port: number, body: Buffer): Promise<Outcome> {
   return new Promise((resolve) => {
@@ -142,7 +158,11 @@ function postPredict(agent: http.Agent | false, port: number, body: Buffer): Pro
         path: '/predict',
         method: 'POST',
         agent,
-        headers: { 'content-type': 'application/json', 'content-length': body.length },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': body.length,
+          authorization: `Bearer ${API_KEY}`,
+        },
       },
       (response) => {
         const chunks: Buffer[] = [];
@@ -339,6 +359,8 @@ async function main(): Promise<void> {
         MODEL_VERSION: VERSION_ID,
         HOST: '127.0.0.1',
         LOG_LEVEL: 'warn',
+        MODEL_API_AUTH_MODE: 'key',
+        MODEL_API_KEY: API_KEY,
       },
       apiPort,
     );
@@ -419,6 +441,7 @@ async function main(): Promise<void> {
     }
 
     const split = inProcessSplit(scenarios[1].body, trained.model);
+    const attack = flags.attack ? await attackComparison(api, scenarios[0].body, flags) : null;
     const apiExit = await stop(api);
     const baselineExit = await stop(baseline);
     servers.length = 0;
@@ -449,12 +472,97 @@ async function main(): Promise<void> {
     out.push(
       `graceful shutdown on SIGTERM: model-api exit ${String(apiExit)}, baseline exit ${String(baselineExit)}`,
     );
+    if (attack) out.push('', ...attack);
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
     for (const server of servers) await stop(server);
     await azurite?.stop();
     clearTimeout(hardCap);
   }
+}
+
+/**
+ * The same valid single-row load alone, then while `--attackers` hostile connections run, with
+ * the server's peak RSS and the time /health takes to answer once the attack ends.
+ */
+async function attackComparison(api: ServerProcess, body: Buffer, flags: BenchFlags): Promise<string[]> {
+  const load = (): Promise<ValidLoadResult> =>
+    runValidLoad({
+      port: api.port,
+      key: API_KEY,
+      body,
+      concurrency: flags.concurrency,
+      seconds: flags.attackSeconds,
+      timeoutMs: 15_000,
+    });
+  const pid = api.child.pid ?? -1;
+  process.stderr.write(`attack: valid load alone for ${flags.attackSeconds} s...\n`);
+  const rssAlone = watchPeakRss(pid);
+  const alone = await load();
+  const peakAlone = await rssAlone.stop();
+
+  process.stderr.write(`attack: ${flags.attackers} hostile connections + the same valid load...\n`);
+  const attacker = startAttacker(
+    path.join(__dirname, 'modelApiAttack.js'),
+    api.port,
+    API_KEY,
+    flags.attackers,
+  );
+  const rssAttack = watchPeakRss(pid);
+  let attacked: ValidLoadResult;
+  let attackerSummary: string;
+  try {
+    // The hostile connections get a second to pile up before the valid load starts.
+    await new Promise((r) => setTimeout(r, 1000));
+    attacked = await load();
+  } finally {
+    attackerSummary = await attacker.stop();
+  }
+  const healthMs = await timeToHealthy(api.port, 30_000);
+  const peakAttack = await rssAttack.stop();
+
+  const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(0);
+  const row = (label: string, r: ValidLoadResult, peak: number): string[] => [
+    label,
+    String(r.sent),
+    String(r.served),
+    String(r.shed),
+    String(r.failed),
+    String(r.unanswered),
+    ((100 * r.served) / Math.max(1, r.sent)).toFixed(1),
+    r.p50Ms.toFixed(2),
+    r.p99Ms.toFixed(2),
+    mib(peak),
+  ];
+  const p99Ratio = attacked.p99Ms / alone.p99Ms;
+  const servedPercent = (100 * attacked.served) / Math.max(1, attacked.sent);
+  const peakMiB = peakAttack / 1024 / 1024;
+  const mark = (ok: boolean): string => (ok ? '✓' : '✗');
+  return [
+    `attack: valid single-row load (${flags.concurrency} keep-alive clients, ${flags.attackSeconds} s) alone and under ` +
+      `${flags.attackers} hostile connections (1/3 oversized 8 MB bodies, 1/3 10,000-row invalid batches, 1/3 slow bodies), key-holding attackers`,
+    formatTable(
+      [
+        'valid load',
+        'sent',
+        'served',
+        '503',
+        'failed',
+        'unanswered',
+        'served %',
+        'p50 ms',
+        'p99 ms',
+        'peak RSS MiB',
+      ],
+      [row('alone', alone, peakAlone), row('under attack', attacked, peakAttack)],
+    ).trimEnd(),
+    `attackers' outcomes (kind status: count): ${attackerSummary || 'none'}`,
+    `p99 under attack / alone ×${p99Ratio.toFixed(2)} (target ≤ 3 ${mark(p99Ratio <= 3)}); ` +
+      `served ${servedPercent.toFixed(1)} % (target ≥ 95 % ${mark(servedPercent >= 95)}); ` +
+      `unanswered ${attacked.unanswered} (target 0 ${mark(attacked.unanswered === 0)}); ` +
+      `peak RSS ${peakMiB.toFixed(0)} MiB (target ≤ 512 ${mark(peakMiB <= 512)}); ` +
+      `/health ${healthMs === null ? 'no answer in 30 s' : `${healthMs} ms`} after the attack (target ≤ 1000 ${mark(healthMs !== null && healthMs <= 1000)})`,
+  ];
 }
 
 main().catch((error: unknown) => {

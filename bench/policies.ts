@@ -19,7 +19,14 @@ import {
 } from './replay/costModel';
 import { runReplay, type ReplayConfig } from './replay/engine';
 import { renderReplayHtml } from './replay/html';
-import { formatCaseTable, formatSummary, summarise, tableOf, TARGETS } from './replay/tables';
+import {
+  formatCaseTable,
+  formatDecomposition,
+  formatSummary,
+  summarise,
+  tableOf,
+  TARGETS,
+} from './replay/tables';
 import { allZoneYears, zoneYearLabel } from './replay/traceWorld';
 
 /**
@@ -140,6 +147,7 @@ async function main(): Promise<void> {
   } else {
     process.stdout.write(
       '\n÷oracle = emissions ÷ the oracle planning the SAME requests (perfect future, every allowed region); ' +
+        '÷fair oracle = emissions ÷ the same policy planning on perfect forecasts (its own regions, 48 h horizon, deadline); ' +
         'misses = runs ending after their deadline + requests given up (threshold waits ≤ 7 days); ' +
         'worst gap = max over batches of nightly − policy accuracy.\n\n',
     );
@@ -149,6 +157,7 @@ async function main(): Promise<void> {
         `mean accuracy within ${TARGETS.maxMeanAccuracyGapPp} pp of nightly, ${TARGETS.maxDeadlineMisses} deadline misses.\n`,
     );
     for (const s of summaries) process.stdout.write(formatSummary(s));
+    for (const s of summaries) process.stdout.write(formatDecomposition(s));
     process.stdout.write(`${trainings} real model trainings; replay took ${seconds.toFixed(1)} s.\n`);
   }
   if (flags.html) {

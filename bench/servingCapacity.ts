@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -31,7 +32,8 @@ import { closedLoop, openLoop, postPredict, type LoadTarget } from './support/lo
 const MODEL_NAME = 'vat-rate';
 /** Offered single-row rates: serving loads are small, so the low end matters most. */
 const RATES_PER_SECOND = [10, 25, 50, 100];
-const BENCH_KEY = 'bench-serving-capacity-key';
+/** Random per run: the model API refuses keys under 32 characters. */
+const BENCH_KEY = randomBytes(32).toString('base64url');
 
 interface Server {
   child: ChildProcess;

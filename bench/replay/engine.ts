@@ -13,7 +13,7 @@ import {
 import { GreenMlError } from '../../shared/errors';
 import { plannedDurationMinutes, retrainCost, type TrainingCostModel } from './costModel';
 import { ModelBank, type DataWindow, type ModelSettings } from './modelBank';
-import { TraceKnowledge, type ZoneYear } from './traceWorld';
+import { PerfectForecastKnowledge, TraceKnowledge, type ZoneYear } from './traceWorld';
 
 /**
  * Simulated-clock replay: weekly batches arrive, the serving model scores each one, the policy asks
@@ -29,6 +29,12 @@ import { TraceKnowledge, type ZoneYear } from './traceWorld';
  * - Emissions of a run = energy (fitted cost model) × real mean intensity over the run in its region.
  * - `oracleGrams` of a run = the same request planned on the real future across every allowed region
  *   (deadline widened to the run's end if the policy ran late), so oracle ≤ policy per run by construction.
+ *   This absolute oracle has three advantages over a policy, and the replay splits them per run:
+ *   `homeOracleGrams` is the same oracle confined to the home region (its spatial advantage, unfair
+ *   to a home-only policy), and `fairOracleGrams` is the policy's own planning (its regions, its 48 h
+ *   forecast horizon, its deadline) on PERFECT forecasts (what is left is the forecast error; the
+ *   rest, home oracle ÷ fair oracle, is knowing the future beyond any forecast's horizon). Requests
+ *   are the policy's own, so no oracle here knows future batches: the retrain decision is identical.
  * - Runs that would not end inside the replayed year are not executed (the traces end there).
  */
 export class ReplayInvariantError extends GreenMlError {
@@ -64,6 +70,8 @@ export interface RunRecord {
   readonly gramsPerKwh: number;
   readonly grams: number;
   readonly oracleGrams: number;
+  readonly homeOracleGrams: number;
+  readonly fairOracleGrams: number;
   readonly lateMinutes: number;
 }
 
@@ -82,6 +90,8 @@ export interface PolicyOutcome {
   readonly evaluations: EvaluationRecord[];
   readonly grams: number;
   readonly oracleGrams: number;
+  readonly homeOracleGrams: number;
+  readonly fairOracleGrams: number;
   /** Runs that ended after their deadline plus requests given up (`threshold` only). */
   readonly deadlineMisses: number;
   readonly givenUp: number;
@@ -113,6 +123,7 @@ interface CaseContext {
   readonly knowledge: TraceKnowledge;
   readonly policyConfig: PolicyConfig;
   readonly oracle: SchedulingPolicy;
+  readonly perfect: PerfectForecastKnowledge;
   readonly startMs: number;
   readonly endMs: number;
 }
@@ -136,6 +147,9 @@ interface Pending {
 async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyOutcome> {
   const { config, bank, knowledge, policyConfig } = ctx;
   const policy = createPolicy(name, policyConfig);
+  // The fair oracle plans as this policy would with perfect forecasts; a policy without forecasts
+  // (nightly, weekly, threshold) is held to the home-region green planner on perfect forecasts.
+  const fair = createPolicy(name === 'green-spatial' ? 'green-spatial' : 'green', policyConfig);
   const runs: RunRecord[] = [];
   const evaluations: EvaluationRecord[] = [];
   const running: { window: DataWindow; endMs: number }[] = [];
@@ -161,6 +175,21 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     );
     if (bound.kind !== 'run') throw new ReplayInvariantError(`oracle could not plan: ${bound.reason}`);
     const oracleMean = actualMean(ctx, bound.region, Date.parse(bound.startAt), Date.parse(bound.endAt));
+    const boundMean = (planned: ReturnType<SchedulingPolicy['plan']>, what: string): number => {
+      if (planned.kind !== 'run') throw new ReplayInvariantError(`${what} could not plan: ${planned.reason}`);
+      return actualMean(ctx, planned.region, Date.parse(planned.startAt), Date.parse(planned.endAt));
+    };
+    const homeOracleMean = boundMean(
+      ctx.oracle.plan(
+        { ...p.request, regions: [p.request.homeRegion], deadline: iso(boundDeadlineMs) },
+        knowledge,
+      ),
+      'home-region oracle',
+    );
+    const fairOracleMean = boundMean(
+      fair.plan({ ...p.request, deadline: iso(boundDeadlineMs) }, ctx.perfect),
+      'fair oracle',
+    );
     runs.push({
       urgency: p.request.urgency,
       requestedAt: p.request.requestedAt,
@@ -173,6 +202,8 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       gramsPerKwh,
       grams: energyKwh * gramsPerKwh,
       oracleGrams: energyKwh * oracleMean,
+      homeOracleGrams: energyKwh * homeOracleMean,
+      fairOracleGrams: energyKwh * fairOracleMean,
       lateMinutes: Math.max(0, (p.endMs - deadlineMs) / 60_000),
     });
     running.push({ window: p.window, endMs: p.endMs });
@@ -244,6 +275,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
         championBaselineAccuracy: current ? await bank.holdoutAccuracy(current) : null,
         batchAccuracy: score?.accuracy ?? 0,
         rowsAccepted: score?.rowsAccepted ?? bank.batch(week).length,
+        unseenLabelShare: score?.unseenLabelShare ?? 0,
       },
       state.pending?.request ?? null,
     );
@@ -266,6 +298,8 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     evaluations,
     grams: runs.reduce((s, r) => s + r.grams, 0),
     oracleGrams: runs.reduce((s, r) => s + r.oracleGrams, 0),
+    homeOracleGrams: runs.reduce((s, r) => s + r.homeOracleGrams, 0),
+    fairOracleGrams: runs.reduce((s, r) => s + r.fairOracleGrams, 0),
     deadlineMisses: runs.filter((r) => r.lateMinutes > 0).length + state.givenUp,
     givenUp: state.givenUp,
     meanAccuracy: scored.reduce((s, e) => s + (e.accuracy as number), 0) / Math.max(1, scored.length),
@@ -287,11 +321,13 @@ export async function replayCase(
     allowedRegions: zoneYear.regions,
     residency: zoneYear.residency,
   };
+  const knowledge = new TraceKnowledge(zoneYear.year, config.seed);
   const ctx: CaseContext = {
     config,
     bank,
     zoneYear,
-    knowledge: new TraceKnowledge(zoneYear.year, config.seed),
+    knowledge,
+    perfect: new PerfectForecastKnowledge(knowledge),
     policyConfig,
     oracle: createPolicy('oracle', policyConfig),
     startMs: replayStartMs(zoneYear.year, config.batchHourUtc),

@@ -26,6 +26,8 @@ export interface BatchScore {
   readonly rowsAccepted: number;
   /** Rows of the scored batch that the serving model trained on (must be 0: new batches are unseen). */
   readonly rowsSeenInTraining: number;
+  /** Share of the batch's rows whose label is a class the model never saw (it cannot predict them). */
+  readonly unseenLabelShare: number;
 }
 
 interface WindowModel {
@@ -107,7 +109,12 @@ export class ModelBank {
     if (cached) return cached;
     const rows = this.batch(week);
     const report = evaluateRows(entry.model, rows);
+    const known = new Set(entry.model.forest.classes);
+    const unseenLabelRows = Object.entries(report.perClass)
+      .filter(([label]) => !known.has(label))
+      .reduce((n, [, stats]) => n + stats.support, 0);
     const score = {
+      unseenLabelShare: report.rowsAccepted > 0 ? unseenLabelRows / report.rowsAccepted : 0,
       accuracy: report.accuracy,
       rowsAccepted: report.rowsAccepted,
       rowsSeenInTraining: rows.reduce((n, r) => n + (entry.trainingIds.has(r.invoiceId) ? 1 : 0), 0),

@@ -2,7 +2,7 @@ import { AZURE_REGIONS, findAzureRegion, type ResidencyRule } from '../../shared
 import { availableTraceZones, loadTraceSeries } from '../../shared/carbon/traceData';
 import { TraceProvider } from '../../shared/carbon/traceProvider';
 import { NotFoundError } from '../../shared/errors';
-import { seriesFromForecast, type IntensitySeries } from '../../shared/policy/intensitySeries';
+import { seriesFromForecast, sliceSeries, type IntensitySeries } from '../../shared/policy/intensitySeries';
 import type { PolicyKnowledge } from '../../shared/policy/schedulingPolicies';
 
 /**
@@ -113,5 +113,23 @@ export class TraceKnowledge implements PolicyKnowledge {
       this.actuals.set(region, series);
     }
     return series;
+  }
+}
+
+/**
+ * The same zone-year with PERFECT forecasts: a forecast issued at t for h hours is the real trace
+ * over [t, t + h]. A policy planning on this is the fair oracle of that policy: it knows the future
+ * exactly as far as a forecast reaches, and no further, in the regions the policy may use.
+ */
+export class PerfectForecastKnowledge implements PolicyKnowledge {
+  constructor(private readonly world: TraceKnowledge) {}
+
+  forecast(region: string, issuedAtMs: number, horizonHours: number): IntensitySeries | null {
+    const actual = this.world.actual(region);
+    return actual ? sliceSeries(actual, issuedAtMs, issuedAtMs + horizonHours * 3_600_000, 'perfect') : null;
+  }
+
+  actual(region: string): IntensitySeries | null {
+    return this.world.actual(region);
   }
 }

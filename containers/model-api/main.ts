@@ -4,7 +4,7 @@ import { loadSettings } from '../../shared/config';
 import { ConfigError, describeError, isGreenMlError } from '../../shared/errors';
 import { ModelRegistry } from '../../shared/registry';
 import { createStorageClients } from '../../shared/storage/clients';
-import { parseApiSettings } from './apiSettings';
+import { parseApiSettings, type ApiAuth } from './apiSettings';
 import { loadServingModel } from './loadModel';
 import { buildServer, type ServingModel } from './server';
 
@@ -16,6 +16,8 @@ export interface RunningModelApi {
   /** Settles when the model is loaded (or its load failed). */
   loaded: Promise<ServingModel>;
   address: string;
+  /** The auth mode (never the key). */
+  auth: ApiAuth['kind'];
 }
 
 /**
@@ -35,9 +37,14 @@ export async function startModelApi(env: Record<string, string | undefined>): Pr
   }
   const registry = new ModelRegistry(blobs);
   const loaded = loadServingModel(registry, settings.MODEL_NAME, api.choice);
-  const app = buildServer(loaded, { logLevel: settings.LOG_LEVEL });
+  const app = buildServer(loaded, {
+    logLevel: settings.LOG_LEVEL,
+    auth: api.auth,
+    transport: api.transport,
+    serveTrees: api.serveTrees,
+  });
   const address = await app.listen({ port: api.port, host: api.host });
-  return { app, loaded, address };
+  return { app, loaded, address, auth: api.auth.kind };
 }
 
 async function main(): Promise<void> {
@@ -72,7 +79,13 @@ async function main(): Promise<void> {
     const serving = await loaded;
     const m = serving.metadata;
     app.log.info(
-      { modelName: m.modelName, versionId: m.versionId, address, accuracy: m.holdoutMetrics.accuracy },
+      {
+        modelName: m.modelName,
+        versionId: m.versionId,
+        address,
+        accuracy: m.holdoutMetrics.accuracy,
+        auth: running.auth,
+      },
       'model loaded, serving',
     );
   } catch (error) {

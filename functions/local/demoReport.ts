@@ -6,6 +6,7 @@ import { collectReportData } from '../../shared/report/collectReportData';
 import { storageReportSources } from '../../shared/report/storageSources';
 import { writeReport } from '../../shared/report/renderReport';
 import { TABLES } from '../composition';
+import { modelApiCredentials } from '../../shared/modelApi/credentials';
 import { annualAverageFor } from '../../shared/carbon/annualAverage';
 import { resolveRegion } from '../../shared/carbon/provider';
 import { type PollerFootprint, pollerFootprint } from '../../shared/sci/pollerFootprint';
@@ -91,7 +92,8 @@ export async function buildDemoReport(
     try {
       const response = await fetch(`${serving.endpoint}/predict`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        // The authenticated path, with the key this run gave the model API it launched.
+        headers: { 'content-type': 'application/json', ...modelApiCredentials(ctx.launcher.kind).headers },
         body: JSON.stringify({
           invoiceId: 'demo-1',
           issuedAt: ctx.now().toISOString().slice(0, 10),

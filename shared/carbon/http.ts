@@ -14,14 +14,15 @@ import {
 } from '@azure/core-rest-pipeline';
 import { z } from 'zod';
 import { ProviderError, ValidationError } from '../errors';
+import { isRetryableStatus, parseRetryAfterMs } from '../errors/classify';
 import { parseJsonWith } from '../validation';
 import { currentCarbonBudget, remainingBudgetMs } from './deadline';
 
 /**
  * The one JSON-over-HTTP client every carbon provider uses, so timeouts, retries and error shapes are
  * the same whichever API is down. Retrying is the Azure SDK's own retry policy
- * (`@azure/core-rest-pipeline`), driven by one strategy: 408, 429 and 5xx (except 501/505) and network
- * errors are retried with full jitter (random × min(cap, base × 2^n)) so a fleet of pollers doesn't
+ * (`@azure/core-rest-pipeline`), driven by one strategy on the project's one retry rule
+ * (shared/errors/classify.ts): 408, 429, 5xx and network errors are retried with full jitter (random × min(cap, base × 2^n)) so a fleet of pollers doesn't
  * hammer a recovering API in lockstep; Retry-After wins when the server sends it, but only if it fits
  * in the time left of the caller's budget (a poll's deadline, see deadline.ts) — otherwise the call
  * ends now with the server's answer, because waiting past the deadline helps nobody. 4xx validation
@@ -77,11 +78,6 @@ const DEFAULT_MAX_DELAY_MS = 30_000;
 const DEFAULT_RETRY_AFTER_CAP_MS = 60_000;
 const BODY_SNIPPET_CHARS = 200;
 const ATTEMPT_TIMEOUT = 'ATTEMPT_TIMEOUT';
-
-/** The retry rule for carbon providers: request timeout, throttling and server errors. */
-export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
-}
 
 export class JsonHttpClient {
   private readonly random: () => number;
@@ -149,7 +145,7 @@ export class JsonHttpClient {
         if (response && !responseError) {
           if (!isRetryableStatus(response.status)) return { skipStrategy: true };
           cause = `HTTP ${response.status}`;
-          retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after') ?? null, this.now());
+          retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after'), this.now()) ?? undefined;
         } else if (responseError) {
           cause = responseError.message;
         } else {
@@ -273,16 +269,6 @@ export class JsonHttpClient {
     }
     return out;
   }
-}
-
-/** Retry-After is either delta-seconds or an HTTP date; anything else is ignored. */
-export function parseRetryAfterMs(header: string | null, nowMs: number): number | undefined {
-  if (header === null) return undefined;
-  const trimmed = header.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const atMs = Date.parse(trimmed);
-  if (Number.isNaN(atMs)) return undefined;
-  return Math.max(0, atMs - nowMs);
 }
 
 function networkReason(cause: unknown): string {

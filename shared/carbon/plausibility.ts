@@ -145,24 +145,21 @@ export function checkReading(point: IntensityPoint, askedZone: string, options: 
   return checkTime(point.startsAt, point.provider, `reading for ${askedZone}`, options);
 }
 
-/** History: every point checked for zone and value; points from the future are refused outright. */
+/**
+ * History: every point checked for zone and value. Points dated after now (beyond the skew allowance)
+ * are no history and are left out; if nothing is left the caller's chain moves on.
+ */
 export function checkHistory(
   points: readonly IntensityPoint[],
   askedZone: string,
   options: Pick<CheckOptions, 'nowMs' | 'clockSkewMinutes'>,
 ): IntensityPoint[] {
+  const latestMs = options.nowMs + options.clockSkewMinutes * MS_PER_MINUTE;
   for (const point of points) {
     checkZone(point, askedZone);
     checkValue(point, askedZone);
-    const aheadMinutes = (Date.parse(point.startsAt) - options.nowMs) / MS_PER_MINUTE;
-    if (aheadMinutes > options.clockSkewMinutes)
-      throw rejection(
-        'from-the-future',
-        point.provider,
-        `history point for ${askedZone} dated ${point.startsAt}`,
-      );
   }
-  return dedupeSorted(points).points;
+  return dedupeSorted(points.filter((p) => Date.parse(p.startsAt) <= latestMs)).points;
 }
 
 export interface ForecastRepair {

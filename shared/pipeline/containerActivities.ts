@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
+import { modelApiCredentials } from '../modelApi/credentials';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
@@ -183,6 +184,7 @@ export async function launchModelApi(
   const s = ctx.settings;
   const groupName = `api-${shortId(input.runId)}`;
   const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
+  const auth = modelApiCredentials(ctx.launcher.kind);
   await ctx.launcher.create({
     groupName,
     role: 'model-api',
@@ -190,8 +192,13 @@ export async function launchModelApi(
     region: s.HOME_REGION,
     cpuCores: s.MODEL_API_CPU_CORES,
     memoryGb: s.MODEL_API_MEMORY_GB,
-    environment: { ...storageEnv.environment, MODEL_NAME: input.modelName, MODEL_VERSION: input.versionId },
-    secureEnvironment: storageEnv.secureEnvironment,
+    environment: {
+      ...storageEnv.environment,
+      ...auth.environment,
+      MODEL_NAME: input.modelName,
+      MODEL_VERSION: input.versionId,
+    },
+    secureEnvironment: { ...storageEnv.secureEnvironment, ...auth.secureEnvironment },
     port: MODEL_API_PORT,
     identityResourceId: s.MODEL_API_IDENTITY_ID,
     tags: {
@@ -236,7 +243,12 @@ export async function checkModelApiHealth(
     }
     const info = parseWith(
       MODEL_INFO,
-      await (await fetchImpl(`${state.endpoint}/model`)).json(),
+      await (
+        await fetchImpl(`${state.endpoint}/model`, {
+          headers: modelApiCredentials(ctx.launcher.kind).headers,
+          signal: AbortSignal.timeout(5000),
+        })
+      ).json(),
       '/model response',
     );
     const healthy = info.versionId === input.expectedVersionId;

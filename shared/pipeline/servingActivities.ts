@@ -3,6 +3,7 @@ import { parseWith } from '../validation';
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
 import type { PipelineContext } from './context';
 import type { StageUsage } from './contracts';
+import { modelApiCredentials } from '../modelApi/credentials';
 
 /**
  * The activities that move serving from one model API to the next. The switch records the
@@ -33,7 +34,10 @@ export async function retireModelApi(
   let predictionsServed = 0;
   if (previous.endpoint) {
     try {
-      const response = await fetchImpl(`${previous.endpoint}/model`, { signal: AbortSignal.timeout(5000) });
+      const response = await fetchImpl(`${previous.endpoint}/model`, {
+        headers: modelApiCredentials(ctx.launcher.kind).headers,
+        signal: AbortSignal.timeout(5000),
+      });
       predictionsServed = parseWith(SERVED_INFO, await response.json(), '/model response').predictionsServed;
     } catch {
       // A dead old API served nothing more we can count; its time still counts below.

@@ -29,6 +29,12 @@ export interface RetrainInput {
   batchAccuracy: number;
   rowsAccepted: number;
   evaluatedAt: string;
+  /**
+   * Share of accepted rows labelled with a class the champion does not know. Such rows are a
+   * certain error the accuracy barely shows while they are few (a new VAT rate starting on the last
+   * day of a batch), and they will be the rule in the next batch: a retrain before it comes.
+   */
+  unseenLabelShare?: number;
   /** The request still outstanding from earlier batches, if any. */
   pending?: RetrainDecision;
 }
@@ -39,7 +45,11 @@ const INPUT_SCHEMA = z.object({
   batchAccuracy: accuracy,
   rowsAccepted: z.number().int().nonnegative(),
   evaluatedAt: z.iso.datetime({ offset: true }),
+  unseenLabelShare: z.number().min(0).max(1).optional(),
 });
+
+/** Fewest rows with an unknown label (as a share of the batch) that ask for a retrain: one stray label does not. */
+export const NEW_LABEL_MIN_SHARE = 0.002;
 const THRESHOLDS_SCHEMA = z
   .object({
     smallDrop: z.number().min(0).max(1),
@@ -130,6 +140,15 @@ function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): Ret
       relativeDrop,
       deadline: plusHours(m.evaluatedAt, t.greenDeadlineHours),
       reason: `${measured} ≥ small drop ${percent(t.smallDrop)}`,
+    };
+  }
+  const unseen = m.unseenLabelShare ?? 0;
+  if (unseen >= NEW_LABEL_MIN_SHARE) {
+    return {
+      kind: 'retrainWhenGreen',
+      relativeDrop: Math.max(0, relativeDrop),
+      deadline: plusHours(m.evaluatedAt, t.greenDeadlineHours),
+      reason: `${measured}, but ${percent(unseen)} of rows carry a label the champion never saw (a new class)`,
     };
   }
   return { kind: 'none', relativeDrop, reason: `${measured} < small drop ${percent(t.smallDrop)}` };

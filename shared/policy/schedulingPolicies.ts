@@ -41,6 +41,8 @@ export interface BatchEvaluation {
   readonly championBaselineAccuracy: number | null;
   readonly batchAccuracy: number;
   readonly rowsAccepted: number;
+  /** Share of accepted rows labelled with a class the champion does not know (0 when not measured). */
+  readonly unseenLabelShare?: number;
 }
 
 export interface RetrainRequest {
@@ -203,6 +205,7 @@ function greenWish(
     batchAccuracy: batch.batchAccuracy,
     rowsAccepted: batch.rowsAccepted,
     evaluatedAt: batch.evaluatedAt,
+    unseenLabelShare: batch.unseenLabelShare,
   };
   const fresh = decideRetrain(measured, config.thresholds);
   if (fresh.kind === 'none') return { kind: 'none', reason: fresh.reason };

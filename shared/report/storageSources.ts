@@ -42,6 +42,9 @@ async function emptyIfMissing<T>(read: () => Promise<T[]>): Promise<T[]> {
   }
 }
 
+/** Share of the range's hours the cache must cover before it is used instead of provider history. */
+const MIN_CACHE_COVERAGE = 0.9;
+
 export function storageReportSources(
   storage: StorageClients,
   options: StorageSourceOptions = {},
@@ -69,12 +72,18 @@ export function storageReportSources(
       if (!info) throw new ValidationError(`Unknown Azure region ${region}`);
       // The poller stores under the provider's zone key: the EM sub-zone, or the trace's national zone.
       const zones = [...new Set([info.zone, info.traceZone].filter((z): z is string => z !== null))];
+      let sparse: string | null = null;
       for (const zone of zones) {
         const points = await cache.readings(zone, range.fromIso, range.toIso);
-        if (points.length > 0) {
+        // The poller records readings only when it polls (only while a retrain waits), so a cache
+        // with gaps is completed from the provider's history rather than charted with holes.
+        const hours = Math.ceil((Date.parse(range.toIso) - Date.parse(range.fromIso)) / 3_600_000);
+        const coveredHours = new Set(points.map((p) => Math.floor(Date.parse(p.startsAt) / 3_600_000))).size;
+        if (points.length > 0 && (coveredHours >= MIN_CACHE_COVERAGE * hours || !options.fallbackProvider)) {
           const providers = [...new Set(points.map((p) => `${p.provider} (${p.source})`))].slice(0, 4);
           return { zone, points, origin: `cached readings: ${providers.join(', ')}` };
         }
+        if (points.length > 0) sparse = `cached readings cover ${coveredHours} of ${hours} h`;
       }
       const provider = options.fallbackProvider;
       if (provider) {
@@ -85,7 +94,7 @@ export function storageReportSources(
           return {
             zone,
             points,
-            origin: `no cached readings; ${provider.name} provider history${providers ? ` (${providers})` : ''}`,
+            origin: `${sparse ?? 'no cached readings'}; ${provider.name} provider history${providers ? ` (${providers})` : ''}`,
           };
         } catch (error) {
           if (!isGreenMlError(error)) throw error;

@@ -13,6 +13,7 @@ import { RecordingTelemetry } from '../../../shared/telemetry/telemetry';
 import type { PipelineContext } from '../../../shared/pipeline/context';
 import { retrainInstanceId } from '../../../shared/pipeline/contracts';
 import { statusReport } from '../../../shared/pipeline/statusReport';
+import { modelApiCredentials } from '../../../shared/modelApi/credentials';
 
 /**
  * The whole pipeline on real parts: Azurite storage, the real evaluator, poller and orchestrator
@@ -91,10 +92,18 @@ async function predict(
 ): Promise<{ modelVersion: string; predictions: { vatRatePercent: number }[] }> {
   const row = [...generateWeek(generator, 1)][0];
   const { vatRatePercent: _label, ...invoice } = row;
-  const response = await fetch(`${endpoint}/predict`, {
+  const body = JSON.stringify({ invoices: [invoice] });
+  // Every call but /health is authenticated: without the run's key the API refuses.
+  const anonymous = await fetch(`${endpoint}/predict`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ invoices: [invoice] }),
+    body,
+  });
+  expect(anonymous.status).toBe(401);
+  const response = await fetch(`${endpoint}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...modelApiCredentials('local').headers },
+    body,
   });
   expect(response.status).toBe(200);
   return (await response.json()) as { modelVersion: string; predictions: { vatRatePercent: number }[] };

@@ -227,6 +227,25 @@ describe('batch path: fault injection at every effect boundary', () => {
   }
 });
 
+describe('batch path: the incoming sweep', () => {
+  it('re-drives a blob whose event never came once it is older than INCOMING_STALE_MINUTES', async () => {
+    const clock = { ms: Date.now() };
+    const ctx = caseContext(base, uniqueName('sw').slice(0, 20), clock);
+    const name = `${uniqueName('lost-event')}.csv`;
+    await ctx.invoices.upload(name, Readable.from([csv]));
+    const early = await sweepIncoming(ctx, realClient);
+    expect(early.outcomes.filter((o) => o.batchName === name)).toEqual([]);
+    clock.ms += (ctx.settings.INCOMING_STALE_MINUTES + 1) * 60_000;
+    const late = await sweepIncoming(ctx, realClient);
+    expect(late.outcomes.filter((o) => o.batchName === name)).toEqual([
+      { batchName: name, kind: 'evaluated' },
+    ]);
+    expect(late.failures).toEqual([]);
+    expect((await ctx.invoices.listAccepted()).some((b) => b.name === name)).toBe(true);
+    expect(await ctx.invoices.listIncoming()).not.toContain(name);
+  });
+});
+
 describe('batch path: hostile names', () => {
   it('every blob under incoming/ ends in accepted/ or in quarantine/ with a reason; none blocks another', async () => {
     const prefix = uniqueName('h');
@@ -303,7 +322,7 @@ describe('batch path: hostile names', () => {
     expect(claims.filter((c) => names.includes(c.name))).toEqual([]);
   });
 
-  it('a control character that breaks Azurite listings does not stop the local host or the sweep', async () => {
+  it('an event quarantines a name whose control character breaks Azurite listings, without listing', async () => {
     const prefix = uniqueName('ctl');
     const clock = { ms: T0 };
     const ctx = caseContext(base, uniqueName('cm').slice(0, 20), clock);

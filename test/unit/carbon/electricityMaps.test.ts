@@ -146,11 +146,11 @@ test('forecast refused for the plan is PROVIDER_UNAUTHORIZED and never leaks the
 
 test('429 with Retry-After, then success', async () => {
   server.script('GET', '/v3/carbon-intensity/latest', [
-    { status: 429, headers: { 'retry-after': '0.03' }, body: { message: 'Too many requests' } },
+    { status: 429, headers: { 'retry-after': '1' }, body: { message: 'Too many requests' } },
     { body: emPoint('2025-03-04T13:00:00.000Z', 280) },
   ]);
   expect((await provider.latest('DE')).gramsPerKwh).toBe(280);
-  expect(delaysMs).toEqual([30]);
+  expect(delaysMs).toEqual([1000]);
 });
 
 test('a body missing carbonIntensity is PROVIDER_RESPONSE_INVALID', async () => {

@@ -1,13 +1,7 @@
 import { z } from 'zod';
 import { ProviderError } from '../../../shared/errors';
 import { withCarbonDeadline } from '../../../shared/carbon/deadline';
-import {
-  JsonHttpClient,
-  type HttpClientOptions,
-  type RetryDecision,
-  isRetryableStatus,
-  parseRetryAfterMs,
-} from '../../../shared/carbon/http';
+import { JsonHttpClient, type HttpClientOptions, type RetryDecision } from '../../../shared/carbon/http';
 import { type LoopbackServer, startLoopbackServer } from '../../support/loopbackHttp';
 
 const SCHEMA = z.object({ value: z.number() });
@@ -111,12 +105,12 @@ test('401 and 403 are PROVIDER_UNAUTHORIZED without retries, and echoed secrets 
 
 test('429 waits for Retry-After seconds, then succeeds', async () => {
   server.script('GET', '/thing', [
-    { status: 429, headers: { 'retry-after': '0.04' }, body: { message: 'slow down' } },
+    { status: 429, headers: { 'retry-after': '1' }, body: { message: 'slow down' } },
     { body: { value: 1 } },
   ]);
-  const { client: c, delaysMs } = client();
+  const { client: c, delaysMs } = client({ retryAfterCapMs: 60_000 });
   await expect(get(c)).resolves.toEqual({ value: 1 });
-  expect(delaysMs).toEqual([40]);
+  expect(delaysMs).toEqual([1000]);
 });
 
 test('Retry-After as an HTTP date is relative to now and capped', async () => {
@@ -129,9 +123,6 @@ test('Retry-After as an HTTP date is relative to now and capped', async () => {
   const { client: c, delaysMs } = client({ now: () => nowMs, retryAfterCapMs: 50 });
   await expect(get(c)).resolves.toEqual({ value: 2 });
   expect(delaysMs).toEqual([0, 50]);
-  expect(parseRetryAfterMs('Tue, 04 Mar 2025 12:00:30 GMT', nowMs)).toBe(30_000);
-  expect(parseRetryAfterMs('soon', nowMs)).toBeUndefined();
-  expect(parseRetryAfterMs('Tue, 04 Mar 2025 11:00:00 GMT', nowMs)).toBe(0);
 });
 
 test('500 then success retries with full-jitter backoff', async () => {
@@ -197,11 +188,6 @@ test('dropped connections are retried network errors', async () => {
 test('204 is NO_DATA', async () => {
   server.route('GET', '/thing', { status: 204 });
   expect((await failure(get(client().client))).code).toBe('NO_DATA');
-});
-
-test('the retry rule: 408, 429 and 5xx except 501/505; never other 4xx', () => {
-  expect([408, 429, 500, 502, 503, 504].every(isRetryableStatus)).toBe(true);
-  expect([400, 401, 403, 404, 409, 422, 501, 505].some(isRetryableStatus)).toBe(false);
 });
 
 test('408 is retried', async () => {

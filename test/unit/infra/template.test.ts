@@ -401,7 +401,9 @@ describeCompiledTemplate('compiled ARM template (infra/main.bicep)', () => {
         /^https:\/\/ref\(Microsoft\.Web\/sites\/func-api-token\)\.defaultHostName\/runtime\/webhooks\/blobs\?/,
       );
       const functionsIndex = readFileSync(path.join(REPO_ROOT, 'functions/index.ts'), 'utf8');
-      expect(functionsIndex).toMatch(new RegExp(`storageBlob\\('${fn}'[\\s\\S]*?source: 'EventGrid'`));
+      // The function is now an Event Grid trigger (issue 13, batch work); the infra work switches this
+      // destination to endpointType AzureFunction. Until then only the function name is held to the code.
+      expect(functionsIndex).toMatch(new RegExp(`eventGrid\\('${fn}'`));
     });
 
     it('is created only once the code is deployed (post-up.sh turns it on)', () => {

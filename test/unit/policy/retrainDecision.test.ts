@@ -36,6 +36,19 @@ describe('decideRetrain', () => {
     expect(d.relativeDrop).toBeCloseTo(0.03 / 0.9, 12);
   });
 
+  it('asks for a green retrain when rows carry a label the champion never saw, though accuracy holds', () => {
+    // A new VAT rate starting on the batch's last day: accuracy barely moves, the next batch would not.
+    const d = decideRetrain(batch(0.895, { unseenLabelShare: 0.01 }), thresholds);
+    expect(d).toMatchObject({ kind: 'retrainWhenGreen', deadline: '2024-03-05T10:00:00.000Z' });
+    expect(d.reason).toMatch(/label the champion never saw/);
+    // One stray label in a thousand rows is not a new class; a real drop still decides by itself.
+    expect(decideRetrain(batch(0.895, { unseenLabelShare: 0.001 }), thresholds).kind).toBe('none');
+    expect(decideRetrain(batch(0.8, { unseenLabelShare: 0.01 }), thresholds).kind).toBe('retrainNow');
+    expect(() => decideRetrain(batch(0.9, { unseenLabelShare: 1.5 }), thresholds)).toThrow(
+      /unseenLabelShare/,
+    );
+  });
+
   it('treats exactly the thresholds as reached (relative, not absolute points)', () => {
     // 0.9 → 0.882 is 1.8 points absolute but exactly 2 % relative.
     expect(decideRetrain(batch(0.9 * 0.98), thresholds).kind).toBe('retrainWhenGreen');

@@ -71,7 +71,12 @@ describe('policy replay engine', () => {
   it('oracle is ≤ every policy on the same requests, run by run', () => {
     for (const c of cases) {
       for (const o of c.outcomes) {
-        for (const run of o.runs) expect(run.oracleGrams).toBeLessThanOrEqual(run.grams * (1 + 1e-9));
+        for (const run of o.runs) {
+          expect(run.oracleGrams).toBeLessThanOrEqual(run.grams * (1 + 1e-9));
+          // Confining the oracle to the home region can only cost it: that difference is spatial.
+          expect(run.oracleGrams).toBeLessThanOrEqual(run.homeOracleGrams * (1 + 1e-9));
+          expect(run.fairOracleGrams).toBeGreaterThan(0);
+        }
         const row = tableOf(c).rows.find((r) => r.policy === o.policy);
         if (o.runs.length > 0) expect(row?.ratioToOracle).toBeGreaterThanOrEqual(1 - 1e-9);
         else expect(row?.ratioToOracle).toBeNull();
@@ -154,6 +159,9 @@ describe('replay tables', () => {
       retrains,
       grams,
       ratioToOracle: retrains > 0 ? 1.05 : null,
+      ratioToFairOracle: retrains > 0 ? 1.02 : null,
+      fairToHomeOracle: null,
+      homeToOracle: null,
       ratioToNightly: null,
       ratioToThreshold: null,
       meanAccuracy: accuracy,
