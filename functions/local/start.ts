@@ -21,6 +21,7 @@ import { parseWith } from '../../shared/validation';
 import { describeError, isGreenMlError } from '../../shared/errors';
 import type { PipelineContext } from '../../shared/pipeline/context';
 import { buildDemoReport } from './demoReport';
+import { servingDemoSummary } from '../../shared/serving/servingDemo';
 
 /**
  * `npm start`: the whole pipeline on this machine, on embedded defaults. Azurite is started for
@@ -139,15 +140,29 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       wallSeconds: (Date.now() - startedAt) / 1000,
       fromIso: `${weekStartDate(generator, 0)}T00:00:00.000Z`,
     });
+    // Serving plan (issue 11): the planner over the demo period, against today's always-on API.
+    const serving = await servingDemoSummary(ctx, settings, {
+      fromMs: Date.parse(`${weekStartDate(generator, 0)}T00:00:00.000Z`),
+      toMs: clock.now().getTime(),
+    });
     // Cleanup: stop the serving API too; the demo leaves nothing running.
     for (const group of await ctx.launcher.list()) await ctx.launcher.delete(group.groupName);
     const left = await ctx.launcher.list();
     const summaryPath = path.join(outDir, 'summary.json');
     fs.writeFileSync(
       summaryPath,
-      JSON.stringify({ ...summary, containersLeftRunning: left.length }, null, 2),
+      JSON.stringify(
+        {
+          ...summary,
+          serving: serving.comparison.rows.map((r) => ({ configuration: r.key, ...r.result })),
+          containersLeftRunning: left.length,
+        },
+        null,
+        2,
+      ),
     );
     process.stdout.write(`\n${summaryText}\n`);
+    process.stdout.write(`${serving.lines.join('\n')}\n`);
     process.stdout.write(`containers left running: ${left.length}\n`);
     process.stdout.write(`report: ${reportPath}\nsummary: ${summaryPath}\n`);
     fs.rmSync(path.join(outDir, 'resume.json'), { force: true });
