@@ -120,7 +120,7 @@ var tags = {
 }
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
-var blobTriggerFunctionName = 'invoiceBatchEvaluator'
+var batchEventFunctionName = 'invoiceBatchEvaluator'
 // Events Event Grid could not deliver after every retry (issue 16: nothing lost silently).
 var eventGridDeadLetterContainer = 'eventgrid-deadletter'
 
@@ -142,7 +142,6 @@ var dataTables = [
   'serving'
   'processedbatches'
 ]
-var blobTriggerPoisonQueue = 'webjobs-blobtrigger-poison'
 
 resource rg 'Microsoft.Resources/resourceGroups@2025-04-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -193,9 +192,6 @@ module dataStorage 'core/storage/storage-account.bicep' = {
     ]
     immutableVersionRetentionDays: modelVersionRetentionDays
     tables: dataTables
-    queues: [
-      blobTriggerPoisonQueue
-    ]
     blobDeleteRetentionDays: 7
   }
 }
@@ -263,7 +259,7 @@ module eventGrid 'app/event-grid.bicep' = {
     deadLetterContainerName: eventGridDeadLetterContainer
     subscribeBlobTrigger: subscribeBlobTrigger
     functionAppName: functionApp.outputs.name
-    blobTriggerFunctionName: blobTriggerFunctionName
+    batchEventFunctionName: batchEventFunctionName
     invoicesContainerName: 'invoices'
   }
 }
@@ -274,7 +270,6 @@ module rbac 'app/rbac.bicep' = {
   params: {
     dataStorageAccountName: dataStorage.outputs.name
     hostStorageAccountName: hostStorage.outputs.name
-    poisonQueueName: blobTriggerPoisonQueue
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     environmentName: environmentName
     registryName: registry.outputs.name
@@ -299,7 +294,6 @@ var tuningSettings = loadJsonContent('app/tuning-settings.json')
 var appSettings = {
   DataStorage__blobServiceUri: dataStorage.outputs.blobEndpoint
   DataStorage__tableServiceUri: dataStorage.outputs.tableEndpoint
-  DataStorage__queueServiceUri: dataStorage.outputs.queueEndpoint
   DataStorage__credential: 'managedidentity'
   DataStorage__clientId: identities.outputs.functionAppClientId
   MODEL_NAME: modelName
@@ -365,7 +359,7 @@ output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output DATA_STORAGE_ACCOUNT_NAME string = dataStorage.outputs.name
 output DATA_STORAGE_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
 output INVOICES_CONTAINER_NAME string = 'invoices'
-output BLOB_TRIGGER_FUNCTION_NAME string = blobTriggerFunctionName
+output BATCH_EVENT_FUNCTION_NAME string = batchEventFunctionName
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output CONTAINER_APPS_ENVIRONMENT_NAME string = containerApps.outputs.name
 output EVENT_GRID_DEAD_LETTER_CONTAINER string = eventGridDeadLetterContainer

@@ -1,9 +1,8 @@
 // System topic on the data account and, once the Function App code is deployed, the subscription
-// that feeds the EventGrid-source blob trigger. Its webhook URL carries the Functions host's
-// `blobs_extension` system key, which the host creates only after it has indexed the trigger, so
-// the first `azd provision` (before any code exists) leaves the subscription out and
-// infra/scripts/post-up.sh provisions again with subscribeBlobTrigger=true. The key is read by ARM
-// inside the deployment (listKeys on the host) and is never output, logged or stored by azd.
+// that feeds the Event Grid trigger `invoiceBatchEvaluator`. It uses the Azure Function endpoint
+// type (the function's resource id, no webhook URL and no key); Event Grid checks that the
+// function exists when the subscription is created, so the first `azd provision` (before any code
+// exists) leaves it out and infra/scripts/post-up.sh provisions again with subscribeBlobTrigger=true.
 // Undeliverable events are dead-lettered to a container of the data account with the topic's own
 // identity (no SAS, no key), where the batch sweep can find them.
 
@@ -20,8 +19,8 @@ param subscribeBlobTrigger bool
 
 param functionAppName string
 
-@description('Blob-triggered function fed by the subscription.')
-param blobTriggerFunctionName string
+@description('Event Grid-triggered function fed by the subscription.')
+param batchEventFunctionName string
 
 @description('Blob container whose incoming/ folder the trigger watches.')
 param invoicesContainerName string
@@ -77,9 +76,9 @@ resource blobTriggerSubscription 'Microsoft.EventGrid/systemTopics/eventSubscrip
   name: 'invoices-incoming-evaluator'
   properties: {
     destination: {
-      endpointType: 'WebHook'
+      endpointType: 'AzureFunction'
       properties: {
-        endpointUrl: 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/blobs?functionName=Host.Functions.${blobTriggerFunctionName}&code=${listKeys('${functionApp.id}/host/default', '2025-03-01').systemKeys.blobs_extension}'
+        resourceId: '${functionApp.id}/functions/${batchEventFunctionName}'
         maxEventsPerBatch: 1
         preferredBatchSizeInKilobytes: 64
       }

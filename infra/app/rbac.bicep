@@ -2,7 +2,7 @@
 // Least privilege by identity:
 //   Function App  host account (AzureWebJobsStorage, Durable, package): blob/queue/table data roles;
 //                 data account: read/write `invoices` and `carbon`, write only champion.json and
-//                 history/ in `models`, tables, the blob trigger's poison queue;
+//                 history/ in `models`, tables;
 //                 ARM: create/read/delete container groups and Container Apps in this resource
 //                 group only, attach the two container identities, read metrics (custom roles
 //                 with exactly the operations the code performs); publish telemetry to App Insights.
@@ -13,7 +13,6 @@
 
 param dataStorageAccountName string
 param hostStorageAccountName string
-param poisonQueueName string
 param applicationInsightsName string
 
 @description('azd environment name: makes the custom role names unique per deployment.')
@@ -110,16 +109,6 @@ resource hostStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
 
 resource dataStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: dataStorageAccountName
-}
-
-resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2025-06-01' existing = {
-  parent: dataStorage
-  name: 'default'
-}
-
-resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-06-01' existing = {
-  parent: dataQueueService
-  name: poisonQueueName
 }
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -308,19 +297,6 @@ resource functionAppDataTables 'Microsoft.Authorization/roleAssignments@2022-04-
     principalId: functionAppPrincipalId
     principalType: 'ServicePrincipal'
     description: 'Pipeline tables.'
-  }
-}
-
-// The blob trigger records poison blobs in a queue of the account its connection (DataStorage)
-// points at; the queue is pre-created so the role can be scoped to it alone.
-resource functionAppPoisonQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(poisonQueue.id, functionAppPrincipalId, roles.storageQueueDataContributor)
-  scope: poisonQueue
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
-    principalId: functionAppPrincipalId
-    principalType: 'ServicePrincipal'
-    description: 'Blob trigger poison queue.'
   }
 }
 

@@ -1,12 +1,11 @@
 #!/bin/sh
-# Postdeploy hook (azd). The Event Grid subscription that feeds the EventGrid-source blob trigger
-# `invoiceBatchEvaluator` is declared in infra/app/event-grid.bicep, with its retry policy and
-# dead-letter container, but its webhook needs the Functions host's `blobs_extension` system key,
-# which exists only once the code is deployed and the host has indexed the trigger. So the first
-# provision leaves it out; after the first deploy this script waits for the key, turns
-# SUBSCRIBE_BLOB_TRIGGER on in the azd environment and provisions again. Later `azd up` runs
-# include the subscription in the normal provision. The key never leaves ARM (listKeys inside the
-# deployment): this script only checks that it exists.
+# Postdeploy hook (azd). The Event Grid subscription that feeds the Event Grid trigger
+# `invoiceBatchEvaluator` is declared in infra/app/event-grid.bicep (Azure Function endpoint, retry
+# policy, dead-letter container), but Event Grid checks that the function exists when the
+# subscription is created, and it exists only once the code is deployed and the host has indexed
+# it. So the first provision leaves the subscription out; after the first deploy this script waits
+# for the function, turns SUBSCRIBE_BLOB_TRIGGER on in the azd environment and provisions again.
+# Later `azd up` runs include the subscription in the normal provision.
 set -eu
 
 : "${AZURE_FUNCTION_APP_NAME:?is not set: run azd provision first}"
@@ -27,18 +26,19 @@ if [ "${SUBSCRIBE_BLOB_TRIGGER:-false}" = "true" ]; then
   exit 0
 fi
 
+function_name="${BATCH_EVENT_FUNCTION_NAME:-invoiceBatchEvaluator}"
+found=""
 attempt=1
 while [ "$attempt" -le 18 ]; do
-  # --query returns only whether the key exists; its value is never printed or stored.
-  present="$(az functionapp keys list --name "$AZURE_FUNCTION_APP_NAME" --resource-group "$RESOURCE_GROUP" \
-    --query "systemKeys.blobs_extension != null" --output tsv 2>/dev/null || true)"
-  [ "$present" = "true" ] && break
-  echo "Waiting for the blobs_extension key of $AZURE_FUNCTION_APP_NAME ($attempt/18)"
+  found="$(az functionapp function show --name "$AZURE_FUNCTION_APP_NAME" --resource-group "$RESOURCE_GROUP" \
+    --function-name "$function_name" --query name --output tsv 2>/dev/null || true)"
+  [ -n "$found" ] && break
+  echo "Waiting for $AZURE_FUNCTION_APP_NAME to index $function_name ($attempt/18)"
   sleep 10
   attempt=$((attempt + 1))
 done
-if [ "$present" != "true" ]; then
-  echo "No blobs_extension key: the blob trigger has not started. Check the app's logs, then re-run: sh infra/scripts/post-up.sh" >&2
+if [ -z "$found" ]; then
+  echo "$function_name is not indexed: check the app's logs, then re-run: sh infra/scripts/post-up.sh" >&2
   exit 1
 fi
 

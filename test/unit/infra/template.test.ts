@@ -79,7 +79,6 @@ const REVIEWED_ROLE_ASSIGNMENTS = [
   'functionApp → Storage Blob Data Contributor → data account / container models [ABAC: write champion.json, history/ only]',
   'functionApp → Storage Blob Data Contributor → data account / container carbon',
   'functionApp → Storage Table Data Contributor → data account',
-  'functionApp → Storage Queue Data Contributor → data account / queue webjobs-blobtrigger-poison',
   'functionApp → custom:aci-launcher → resourceGroup',
   'functionApp → custom:container-apps-launcher → resourceGroup',
   'functionApp → custom:metrics-reader → resourceGroup',
@@ -172,12 +171,8 @@ describeCompiledTemplate('compiled ARM template (infra/main.bicep)', () => {
 
     it('no key, SAS or shared-key connection string is read or written anywhere', () => {
       const json = JSON.stringify(template);
-      const listCalls = [...json.matchAll(/\b(list\w*)\(([^)]*\)?[^)]*)\)/g)].map((m) => `${m[1]}(${m[2]})`);
-      // The only list* call: the Functions host's blobs_extension key for the Event Grid webhook.
-      expect(listCalls).toHaveLength(1);
-      expect(listCalls[0]).toMatch(
-        /^listKeys\(format\('\{0\}\/host\/default', resourceId\('Microsoft\.Web\/sites'/,
-      );
+      // No list* call at all: no storage key, Functions key or connection string is read.
+      expect([...json.matchAll(/\blist\w*\(/g)].map((m) => m[0])).toEqual([]);
       for (const pattern of [
         /AccountKey=/i,
         /SharedAccessSignature/i,
@@ -391,19 +386,15 @@ describeCompiledTemplate('compiled ARM template (infra/main.bicep)', () => {
       expect(obj(one('Microsoft.EventGrid/systemTopics').body.identity)).toEqual({ type: 'SystemAssigned' });
     });
 
-    it('the webhook is the HTTPS blob-extension endpoint of the function registered in functions/index.ts', () => {
+    it('delivers to the Event Grid-triggered function registered in functions/index.ts, without a key', () => {
       const subscription = one('Microsoft.EventGrid/systemTopics/eventSubscriptions');
       const destination = obj(obj(subscription.body.properties).destination);
-      expect(destination.endpointType).toBe('WebHook');
-      const url = text(obj(destination.properties).endpointUrl);
-      const fn = /functionName=Host\.Functions\.(\w+)&code=/.exec(url)?.[1];
-      expect(url).toMatch(
-        /^https:\/\/ref\(Microsoft\.Web\/sites\/func-api-token\)\.defaultHostName\/runtime\/webhooks\/blobs\?/,
-      );
+      expect(destination.endpointType).toBe('AzureFunction');
+      const resourceId = text(obj(destination.properties).resourceId);
+      const fn = /^Microsoft\.Web\/sites\/func-api-token\/functions\/(\w+)$/.exec(resourceId)?.[1];
+      expect(fn).toBe('invoiceBatchEvaluator');
       const functionsIndex = readFileSync(path.join(REPO_ROOT, 'functions/index.ts'), 'utf8');
-      // The function is now an Event Grid trigger (issue 13, batch work); the infra work switches this
-      // destination to endpointType AzureFunction. Until then only the function name is held to the code.
-      expect(functionsIndex).toMatch(new RegExp(`eventGrid\\('${fn}'`));
+      expect(functionsIndex).toMatch(new RegExp(`\\.eventGrid\\('${fn}'`));
     });
 
     it('is created only once the code is deployed (post-up.sh turns it on)', () => {
