@@ -4,6 +4,7 @@ import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
+import type { ContainerSpec } from '../containers/launcher';
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
 import type { ContainerState, StageUsage } from './contracts';
 
@@ -175,6 +176,34 @@ export async function deleteContainer(
 
 export const MODEL_API_PORT = 8080;
 
+/** The model API's container spec; also used to restart a serving API a local host lost. */
+export function modelApiSpec(
+  ctx: PipelineContext,
+  api: { groupName: string; modelName: string; versionId: string; instanceId: string; runId: string },
+): ContainerSpec {
+  const s = ctx.settings;
+  const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
+  return {
+    groupName: api.groupName,
+    role: 'model-api',
+    image: s.MODEL_API_IMAGE,
+    region: s.HOME_REGION,
+    cpuCores: s.MODEL_API_CPU_CORES,
+    memoryGb: s.MODEL_API_MEMORY_GB,
+    environment: { ...storageEnv.environment, MODEL_NAME: api.modelName, MODEL_VERSION: api.versionId },
+    secureEnvironment: storageEnv.secureEnvironment,
+    port: MODEL_API_PORT,
+    identityResourceId: s.MODEL_API_IDENTITY_ID,
+    tags: {
+      app: APP_TAG,
+      model: api.modelName,
+      instanceId: api.instanceId,
+      runId: api.runId,
+      stage: 'serve',
+    },
+  };
+}
+
 /** Same group name on every call for a run: relaunching a lost API re-creates it in place. */
 export async function launchModelApi(
   ctx: PipelineContext,
@@ -182,26 +211,7 @@ export async function launchModelApi(
 ): Promise<ActivityOutput<'launchModelApi'>> {
   const s = ctx.settings;
   const groupName = `api-${shortId(input.runId)}`;
-  const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
-  await ctx.launcher.create({
-    groupName,
-    role: 'model-api',
-    image: s.MODEL_API_IMAGE,
-    region: s.HOME_REGION,
-    cpuCores: s.MODEL_API_CPU_CORES,
-    memoryGb: s.MODEL_API_MEMORY_GB,
-    environment: { ...storageEnv.environment, MODEL_NAME: input.modelName, MODEL_VERSION: input.versionId },
-    secureEnvironment: storageEnv.secureEnvironment,
-    port: MODEL_API_PORT,
-    identityResourceId: s.MODEL_API_IDENTITY_ID,
-    tags: {
-      app: APP_TAG,
-      model: input.modelName,
-      instanceId: input.instanceId,
-      runId: input.runId,
-      stage: 'serve',
-    },
-  });
+  await ctx.launcher.create(modelApiSpec(ctx, { ...input, groupName }));
   return {
     groupName,
     dataWindow: [],
