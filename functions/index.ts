@@ -11,7 +11,7 @@ import { statusReport } from '../shared/pipeline/statusReport';
 import { loadSettings } from '../shared/config';
 import { measureInvocation } from '../shared/sci/processUsage';
 import { METRIC } from '../shared/telemetry/telemetry';
-import { describeError } from '../shared/errors';
+import { ValidationError, describeError } from '../shared/errors';
 
 /**
  * The Functions app (v4 programming model). Every function is a thin adapter: it validates what
@@ -52,7 +52,8 @@ df.app.client.storageBlob('invoiceBatchEvaluator', {
   source: 'EventGrid',
   handler: async (_blob: unknown, client: df.DurableClient, context: InvocationContext) => {
     const name = context.triggerMetadata?.name;
-    if (typeof name !== 'string' || name.length === 0) throw new Error('blob trigger without a blob name');
+    if (typeof name !== 'string' || name.length === 0)
+      throw new ValidationError('blob trigger without a blob name');
     const outcome = await measured('invoiceBatchEvaluator', context, async () =>
       processIncomingBatch(await pipelineContext(), adaptDurableClient(client), name),
     );
