@@ -1,4 +1,15 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { table as formatTable } from '../shared/cli/table';
+import { coalesce, serializeCsv } from '../shared/invoices/serialize';
+import { deserializeModel } from '../shared/model/artifact';
+import { evaluateOnBatch } from '../shared/model/evaluation';
+import type { TrainingPhases } from '../shared/model/training';
+import { findSklearn, sklearnScript } from './support/sklearnPeer';
 import { generateWeek } from '../shared/invoices/generator';
 import type { InvoiceRow } from '../shared/invoices/schema';
 import { vatClassOf } from '../shared/invoices/schema';
@@ -6,15 +17,19 @@ import { InvoiceColumns } from '../shared/model/columns';
 import { FeatureEncoder, encodeRows } from '../shared/model/features';
 import { ConfusionMatrix } from '../shared/model/metrics';
 import { trainFromRows, isHoldoutRow } from '../shared/model/training';
-import { peakRssMiB, readFlags, runChild, type ChildOutcome } from './support/childRun';
+import { peakRssMiB, readFlags, runChild, runCommand, type ChildOutcome } from './support/childRun';
 
 /**
  * Training benchmark: our histogram forest against ml-random-forest on generated `stable` data,
  * each run in its own process. N is the number of training rows; N/4 more rows are generated and
  * held out (chosen by invoice-id hash, as the trainer does), so both models score the same rows.
  *
+ * Then the peer users actually run: scikit-learn's RandomForestClassifier against `green-ml train`
+ * end to end, on the same weekly CSV files (see peerComparison).
+ *
  *   npm run bench:training -- [--sizes 20000,100000,200000] [--trees 50] [--cap-seconds 120]
  *                             [--baseline-size 1000] [--baseline-cap-seconds 240] [--threads 2] [--quick]
+ *                             [--peer-only | --no-peer] [--peer-weeks 8] [--peer-rows-per-week 25000]
  */
 
 interface RunSpec {
@@ -167,6 +182,18 @@ async function main(): Promise<void> {
     );
   }
 
+  if (!flags.has('no-peer')) {
+    await peerComparison({
+      weeks: numberFlag('peer-weeks', 8),
+      rowsPerWeek: numberFlag('peer-rows-per-week', quick ? 5000 : 25000),
+      trees: numberFlag('peer-trees', quick ? 10 : 50),
+      threads,
+      seed,
+      capSeconds: numberFlag('peer-cap-seconds', 300),
+    });
+  }
+  if (flags.has('peer-only')) return;
+
   const runs: { spec: RunSpec; outcome: Outcome }[] = [];
   const plan: RunSpec[] = [];
   for (const trainRows of [...new Set([baselineSize, ...sizes])].sort((a, b) => a - b)) {
@@ -232,6 +259,225 @@ async function main(): Promise<void> {
           `(> ×${(capSeconds / ours.result.trainSeconds).toFixed(0)})\n`,
       );
     }
+  }
+}
+
+interface PeerSpec {
+  weeks: number;
+  rowsPerWeek: number;
+  trees: number;
+  threads: number;
+  seed: number;
+  capSeconds: number;
+}
+
+interface CliTrainOutput {
+  metadata: { rows: { train: number; holdout: number } };
+  cpuSeconds: number;
+  phaseSeconds: TrainingPhases & { write: number };
+}
+
+interface SklearnOutput {
+  version: string;
+  loadSeconds: number;
+  fitSeconds: number;
+  fitCpuSeconds: number;
+  trainRows: number;
+  testRows: number;
+  accuracy: number;
+  peakRssMiB: number;
+}
+
+/**
+ * `green-ml train` (the real CLI, in its own process, timed from spawn to exit) against
+ * scikit-learn's RandomForestClassifier(n_estimators, max_features='sqrt', n_jobs=threads) on the
+ * same `weeks` weekly 'stable' CSV files, both scored on the following week. scikit-learn fits the
+ * rows green-ml trains on (the same invoice-id holdout split), ordinal-encoded as a user would.
+ */
+async function peerComparison(spec: PeerSpec): Promise<void> {
+  const directory = await mkdtemp(path.join(tmpdir(), 'bench-training-peer-'));
+  try {
+    process.stderr.write(`peer: generating ${spec.weeks + 1} weekly batches of ${spec.rowsPerWeek} rows...
+`);
+    const world = {
+      scenario: 'stable' as const,
+      weeks: spec.weeks + 1,
+      rowsPerWeek: spec.rowsPerWeek,
+      seed: spec.seed,
+    };
+    const files: string[] = [];
+    for (let week = 0; week <= spec.weeks; week++) {
+      const file = path.join(directory, `week-${week + 1}.csv`);
+      await pipeline(
+        Readable.from(coalesce(serializeCsv(generateWeek(world, week)))),
+        createWriteStream(file),
+      );
+      files.push(file);
+    }
+    const trainFiles = files.slice(0, spec.weeks);
+    const testFile = files[spec.weeks];
+
+    process.stderr.write(`peer: green-ml train on ${spec.weeks} files × ${spec.trees} trees...
+`);
+    const rssFile = path.join(directory, 'rss.json');
+    const artifact = path.join(directory, 'model.json');
+    const cli = path.resolve(__dirname, '..', '..', 'bin', 'green-ml.js');
+    const ours = await runCommand<CliTrainOutput>(
+      process.execPath,
+      [
+        '-r',
+        path.join(__dirname, 'support', 'reportPeakRss.js'),
+        cli,
+        'train',
+        '--data',
+        ...trainFiles,
+        '--out',
+        artifact,
+        '--trees',
+        String(spec.trees),
+        '--threads',
+        String(spec.threads),
+        '--seed',
+        String(spec.seed),
+        '--max-features',
+        'sqrt',
+        '--min-samples-leaf',
+        '1',
+      ],
+      spec.capSeconds,
+      {
+        env: { ...process.env, BENCH_PEAK_RSS_FILE: rssFile },
+        readResult: (stdout) => JSON.parse(stdout) as CliTrainOutput,
+      },
+    );
+    let oursRssMiB = NaN;
+    let oursAccuracy = NaN;
+    if (ours.kind === 'done') {
+      oursRssMiB = (JSON.parse(await readFile(rssFile, 'utf8')) as { peakRssMiB: number }).peakRssMiB;
+      const model = deserializeModel(await readFile(artifact, 'utf8'));
+      oursAccuracy = (await evaluateOnBatch(model, createReadStream(testFile), { fileName: testFile }))
+        .accuracy;
+    }
+
+    const python = findSklearn((line) => process.stderr.write(`peer: ${line}`));
+    let theirs: ChildOutcome<SklearnOutput> | { kind: 'missing'; reason: string };
+    if (python.kind === 'found') {
+      process.stderr.write(`peer: scikit-learn ${python.version} on the same files...
+`);
+      theirs = await runCommand<SklearnOutput>(
+        python.python,
+        [
+          sklearnScript(),
+          JSON.stringify({
+            train: trainFiles,
+            test: testFile,
+            trees: spec.trees,
+            jobs: spec.threads,
+            seed: spec.seed,
+            holdoutFraction: HOLDOUT,
+          }),
+        ],
+        spec.capSeconds,
+      );
+    } else {
+      theirs = python;
+    }
+
+    const rows: string[][] = [];
+    if (ours.kind === 'done') {
+      const r = ours.result;
+      rows.push([
+        `green-ml train (${spec.threads} threads), end to end`,
+        String(r.metadata.rows.train),
+        ours.wallSeconds.toFixed(2),
+        r.phaseSeconds.fit.toFixed(2),
+        r.cpuSeconds.toFixed(1),
+        oursRssMiB.toFixed(0),
+        (oursAccuracy * 100).toFixed(2),
+      ]);
+    } else {
+      rows.push([
+        'green-ml train',
+        '-',
+        ours.kind === 'killed' ? `killed at ${ours.afterSeconds} s` : ours.message,
+        '-',
+        '-',
+        '-',
+        '-',
+      ]);
+    }
+    if (theirs.kind === 'done') {
+      const r = theirs.result;
+      rows.push([
+        `scikit-learn ${r.version} RandomForestClassifier (n_jobs=${spec.threads})`,
+        String(r.trainRows),
+        (r.loadSeconds + r.fitSeconds).toFixed(2),
+        r.fitSeconds.toFixed(2),
+        r.fitCpuSeconds.toFixed(1),
+        r.peakRssMiB.toFixed(0),
+        (r.accuracy * 100).toFixed(2),
+      ]);
+    } else {
+      const why =
+        theirs.kind === 'missing'
+          ? theirs.reason
+          : theirs.kind === 'killed'
+            ? `killed at ${theirs.afterSeconds} s`
+            : theirs.message;
+      rows.push(['scikit-learn', '-', why, '-', '-', '-', '-']);
+    }
+    process.stdout.write(
+      `
+Peer: ${spec.weeks} weekly 'stable' batches × ${spec.rowsPerWeek} rows (seed ${spec.seed}), ${spec.trees} trees, ` +
+        `max_features sqrt, ${spec.threads} cores; accuracy on week ${spec.weeks + 1} (${spec.rowsPerWeek} rows, never trained on)
+` +
+        `(ours: wall from process spawn to exit; scikit-learn: CSV load + ordinal encoding + fit, and fit alone)
+
+`,
+    );
+    process.stdout.write(
+      formatTable(
+        [
+          'model',
+          'train rows',
+          'wall s',
+          'fit s',
+          'fit CPU s',
+          'peak RSS MiB',
+          `week-${spec.weeks + 1} acc %`,
+        ],
+        rows,
+      ),
+    );
+    if (ours.kind === 'done') {
+      const p = ours.result.phaseSeconds;
+      const accounted = p.read + p.encode + p.fit + p.holdoutMetrics + p.serialize + p.write;
+      process.stdout.write(
+        `
+Where green-ml train's ${ours.wallSeconds.toFixed(2)} s go: ` +
+          `read (parse + validate + columns) ${p.read.toFixed(2)}, encode ${p.encode.toFixed(2)}, fit ${p.fit.toFixed(2)}, ` +
+          `held-out metrics ${p.holdoutMetrics.toFixed(2)}, serialize ${p.serialize.toFixed(2)}, write ${p.write.toFixed(2)}, ` +
+          `process start, settings and imports ${(ours.wallSeconds - accounted).toFixed(2)}
+`,
+      );
+    }
+    if (ours.kind === 'done' && theirs.kind === 'done') {
+      const t = theirs.result;
+      const mark = (ok: boolean): string => (ok ? '✓' : '✗');
+      const time = ours.wallSeconds / t.fitSeconds;
+      const memory = oursRssMiB / t.peakRssMiB;
+      const accuracyPp = (oursAccuracy - t.accuracy) * 100;
+      process.stdout.write(
+        `Ratios: green-ml train end to end / scikit-learn fit ×${time.toFixed(2)} (target ≤ 1.0 ${mark(time <= 1)}); ` +
+          `vs scikit-learn load + fit ×${(ours.wallSeconds / (t.loadSeconds + t.fitSeconds)).toFixed(2)}; ` +
+          `peak RSS ×${memory.toFixed(2)} (target ≤ 0.5 ${mark(memory <= 0.5)}); ` +
+          `accuracy ${accuracyPp >= 0 ? '+' : ''}${accuracyPp.toFixed(2)} pp (target ≥ 0 ${mark(accuracyPp >= 0)}); ` +
+          `fit CPU ×${(ours.result.phaseSeconds.fit > 0 ? ours.result.cpuSeconds / t.fitCpuSeconds : NaN).toFixed(2)} (ours: whole run)
+`,
+      );
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true });
   }
 }
 

@@ -1,6 +1,6 @@
 import { statusCodeOf } from '../shared/errors/classify';
 import { loadSettings, type Settings } from '../shared/config';
-import { createStorageClients } from '../shared/storage/clients';
+import { createStorageClients, type StorageClients } from '../shared/storage/clients';
 import { ModelRegistry } from '../shared/registry';
 import { createContainerLauncher, type LauncherDeps } from '../shared/containers/createLauncher';
 import type { ContainerLauncher } from '../shared/containers/launcher';
@@ -8,7 +8,8 @@ import { createCarbonChain, type CarbonProviderDeps } from '../shared/carbon/fac
 import { ReadingCache } from '../shared/carbon/readingCache';
 import { RunRecordStore } from '../shared/sci/runRecords';
 import { createTelemetry, type Telemetry } from '../shared/telemetry/telemetry';
-import { InvoiceStore, ProcessedBatchLedger } from '../shared/pipeline/invoiceStore';
+import { InvoiceStore } from '../shared/pipeline/invoiceStore';
+import { ProcessedBatchLedger } from '../shared/pipeline/batchLedger';
 import { PendingRetrainStore } from '../shared/pipeline/pendingRetrains';
 import { ServingStateStore } from '../shared/pipeline/servingState';
 import { EvaluationRecordStore } from '../shared/pipeline/evaluationRecords';
@@ -26,6 +27,8 @@ export interface CompositionOptions {
   carbonDeps?: CarbonProviderDeps;
   telemetry?: Telemetry;
   log?: (message: string) => void;
+  /** Storage clients to use instead of ones built from the settings (fault-injection tests). */
+  storage?: StorageClients;
 }
 
 export const TABLES = {
@@ -42,11 +45,14 @@ export async function composePipeline(
   options: CompositionOptions = {},
 ): Promise<PipelineContext> {
   const now = options.now ?? (() => new Date());
-  const storage = createStorageClients(settings);
+  const storage = options.storage ?? createStorageClients(settings);
   const registry = new ModelRegistry(storage.blobs);
   const invoices = new InvoiceStore(storage.blobs);
   const readings = ReadingCache.fromService(storage.blobs, now);
-  const ledger = new ProcessedBatchLedger(storage.table(TABLES.ledger));
+  const ledger = new ProcessedBatchLedger(
+    storage.table(TABLES.ledger),
+    settings.BATCH_CLAIM_TTL_MINUTES * 60_000,
+  );
   const pending = new PendingRetrainStore(storage.table(TABLES.pending));
   const serving = new ServingStateStore(storage.table(TABLES.serving));
   const evaluations = new EvaluationRecordStore(storage.table(TABLES.evaluations));
@@ -83,6 +89,7 @@ export async function composePipeline(
       now,
       cache: readings,
       onFailure: (f) => log(`carbon: ${f.link} failed for ${f.zone}: ${f.code} ${f.message}`),
+      onNotice: (message) => log(`carbon: ${message}`),
     }),
     telemetry: options.telemetry ?? createTelemetry(settings.APPLICATIONINSIGHTS_CONNECTION_STRING),
     now,

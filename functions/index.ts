@@ -1,4 +1,4 @@
-import { app, type InvocationContext, type Timer } from '@azure/functions';
+import { app, type EventGridEvent, type InvocationContext, type Timer } from '@azure/functions';
 import * as df from 'durable-functions';
 import { adaptDurableClient } from './durableClientAdapter';
 import { pipelineContext } from './composition';
@@ -6,12 +6,13 @@ import { activityHandlers } from './activities';
 import { retrainOrchestrator } from './orchestration/retrainOrchestrator';
 import { ORCHESTRATION_NAME } from '../shared/pipeline/contracts';
 import { pollCarbon } from '../shared/pipeline/carbonPolling';
-import { processIncomingBatch } from '../shared/pipeline/batchEvaluation';
+import { processBlobEvent } from '../shared/pipeline/blobEvents';
+import { sweepIncoming } from '../shared/pipeline/incomingSweep';
 import { statusReport } from '../shared/pipeline/statusReport';
 import { loadSettings } from '../shared/config';
 import { measureInvocation } from '../shared/sci/processUsage';
 import { METRIC } from '../shared/telemetry/telemetry';
-import { ValidationError, describeError } from '../shared/errors';
+import { describeError } from '../shared/errors';
 
 /**
  * The Functions app (v4 programming model). Every function is a thin adapter: it validates what
@@ -45,19 +46,29 @@ df.app.client.timer('carbonPoller', {
   },
 });
 
-df.app.client.storageBlob('invoiceBatchEvaluator', {
-  path: 'invoices/incoming/{name}',
-  connection: 'DataStorage',
-  // Flex Consumption delivers blob events only through Event Grid.
-  source: 'EventGrid',
-  handler: async (_blob: unknown, client: df.DurableClient, context: InvocationContext) => {
-    const name = context.triggerMetadata?.name;
-    if (typeof name !== 'string' || name.length === 0)
-      throw new ValidationError('blob trigger without a blob name');
+// Event Grid passes only the event; the evaluator streams the blob itself (bounded memory).
+df.app.client.eventGrid('invoiceBatchEvaluator', {
+  handler: async (event: EventGridEvent, client: df.DurableClient, context: InvocationContext) => {
     const outcome = await measured('invoiceBatchEvaluator', context, async () =>
-      processIncomingBatch(await pipelineContext(), adaptDurableClient(client), name),
+      processBlobEvent(await pipelineContext(), adaptDurableClient(client), event),
     );
-    context.log(`${name}: ${outcome.kind}`);
+    context.log(`${JSON.stringify(outcome.batchName)}: ${outcome.kind}`);
+  },
+});
+
+df.app.client.timer('incomingSweeper', {
+  schedule: settings.INCOMING_SWEEP_SCHEDULE,
+  handler: async (_timer: Timer, client: df.DurableClient, context: InvocationContext) => {
+    const report = await measured('incomingSweeper', context, async () =>
+      sweepIncoming(await pipelineContext(), adaptDurableClient(client)),
+    );
+    context.log(
+      JSON.stringify({
+        staleIncoming: report.staleIncoming,
+        staleClaims: report.staleClaims,
+        failures: report.failures.length,
+      }),
+    );
   },
 });
 

@@ -11,10 +11,26 @@ export type ChildOutcome<T> =
   | { kind: 'failed'; message: string; wallSeconds: number };
 
 export function runChild<T>(script: string, args: string[], capSeconds: number): Promise<ChildOutcome<T>> {
+  return runCommand<T>(process.execPath, [script, ...args], capSeconds);
+}
+
+/**
+ * Runs any command under the same cap. Its result is its last stdout line as JSON, or, with
+ * `readResult`, whatever that makes of the whole stdout (e.g. a CLI's pretty-printed JSON).
+ */
+export function runCommand<T>(
+  command: string,
+  args: string[],
+  capSeconds: number,
+  options: { env?: NodeJS.ProcessEnv; readResult?: (stdout: string) => T } = {},
+): Promise<ChildOutcome<T>> {
   const startedAt = process.hrtime.bigint();
   const seconds = (): number => Number(process.hrtime.bigint() - startedAt) / 1e9;
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+    });
     let stdout = '';
     let stderr = '';
     let killed = false;
@@ -36,7 +52,8 @@ export function runChild<T>(script: string, args: string[], capSeconds: number):
         });
       }
       try {
-        resolve({ kind: 'done', result: JSON.parse(last) as T, wallSeconds: seconds() });
+        const result = options.readResult ? options.readResult(stdout) : (JSON.parse(last) as T);
+        resolve({ kind: 'done', result, wallSeconds: seconds() });
       } catch {
         resolve({
           kind: 'failed',

@@ -17,6 +17,8 @@ export async function loadServingModel(
   choice: ModelChoice,
 ): Promise<ServingModel> {
   let versionId: string;
+  // The champion pointer's own record of the artifact hash, checked beside the version record's.
+  let expectedSha256: string | undefined;
   if (choice.kind === 'pinned') {
     versionId = choice.versionId;
   } else {
@@ -25,9 +27,10 @@ export async function loadServingModel(
       throw new NotFoundError(`${modelName} has no champion yet; set MODEL_VERSION to serve a version`);
     }
     versionId = champion.pointer.versionId;
+    expectedSha256 = champion.pointer.artifactSha256;
   }
   const metadata = await registry.getVersionMetadata(modelName, versionId);
-  const model = deserializeModel(await registry.downloadArtifact(modelName, versionId));
+  const model = deserializeModel(await registry.downloadArtifact(modelName, versionId, { expectedSha256 }));
   if (model.metadata.modelName !== modelName || model.metadata.versionId !== versionId) {
     throw new ModelInvalidError(
       `Artifact stored as ${modelName}/${versionId} says it is ${model.metadata.modelName}/${model.metadata.versionId}`,

@@ -6,6 +6,10 @@ import { collectReportData } from '../../shared/report/collectReportData';
 import { storageReportSources } from '../../shared/report/storageSources';
 import { writeReport } from '../../shared/report/renderReport';
 import { TABLES } from '../composition';
+import { annualAverageFor } from '../../shared/carbon/annualAverage';
+import { resolveRegion } from '../../shared/carbon/provider';
+import { type PollerFootprint, pollerFootprint } from '../../shared/sci/pollerFootprint';
+import { coefficientsFromSettings } from '../../shared/sci/sci';
 
 /**
  * The end of `npm start`: the HTML report and a plain-text summary whose every figure comes from
@@ -42,6 +46,7 @@ export interface DemoSummary {
     totalGrams: number;
     nightlyGrams: number | null;
     schedulerCpuSeconds: number;
+    poller: PollerFootprint;
   };
   prediction: { endpoint: string; vatRatePercent: number; probability: number } | null;
 }
@@ -114,6 +119,21 @@ export async function buildDemoReport(
     .filter((r) => r.kind === 'metric' && r.name === METRIC.functionCpuSeconds)
     .reduce((sum, r) => sum + (r.value ?? 0), 0);
   const nightly = data.cumulative.find((c) => c.policy === 'nightly');
+  const home = resolveRegion(ctx.settings.HOME_REGION);
+  const poller = pollerFootprint({
+    cpuSecondsPerInvocation: telemetry.records
+      .filter(
+        (r) =>
+          r.kind === 'metric' &&
+          r.name === METRIC.functionCpuSeconds &&
+          r.attributes.function === 'carbonPoller',
+      )
+      .map((r) => r.value ?? 0),
+    coefficients: coefficientsFromSettings(ctx.settings),
+    gramsPerKwh: annualAverageFor(home.zone, home).gramsPerKwh,
+    policyGrams: runs.reduce((sum, r) => sum + r.totals.totalGrams, 0),
+    nightlyGrams: nightly?.points.at(-1)?.grams ?? null,
+  });
   const summary: DemoSummary = {
     scenario: options.scenario,
     wallSeconds: options.wallSeconds,
@@ -149,6 +169,7 @@ export async function buildDemoReport(
       totalGrams: runs.reduce((sum, r) => sum + r.totals.totalGrams, 0),
       nightlyGrams: nightly?.points.at(-1)?.grams ?? null,
       schedulerCpuSeconds,
+      poller,
     },
     prediction,
   };
@@ -189,6 +210,13 @@ function formatSummary(s: DemoSummary): string {
   }
   lines.push(
     `Scheduler's own CPU (poller, evaluator, activities): ${s.totals.schedulerCpuSeconds.toFixed(2)} s`,
+  );
+  const p = s.totals.poller;
+  lines.push(
+    `Carbon poller: ${p.invocations} polls, ${p.cpuSeconds.toFixed(2)} CPU s, ${p.grams.toPrecision(3)} gCO2e at ${p.gramsPerKwh.toFixed(0)} g/kWh` +
+      (p.shareOfSaving === null
+        ? ''
+        : ` = ${(p.shareOfSaving * 100).toPrecision(3)} % of what the policy saved against nightly (${(p.savingGrams ?? 0).toPrecision(4)} g)`),
   );
   if (s.prediction) {
     lines.push(

@@ -13,6 +13,8 @@ import { nextOccurrence, parseSchedule } from '../../shared/pipeline/ncrontab';
 import type { OrchestrationClient } from '../../shared/pipeline/orchestrationClient';
 import { measureInvocation } from '../../shared/sci/processUsage';
 import { METRIC } from '../../shared/telemetry/telemetry';
+import { sweepIncoming, type SweepReport } from '../../shared/pipeline/incomingSweep';
+import { describeError } from '../../shared/errors';
 
 /**
  * Plays the Functions host's part for `npm start` and the end-to-end test: fires the carbon
@@ -33,6 +35,8 @@ export class LocalHost {
   readonly client: OrchestrationClient;
   private nextPollAt: Date;
   private readonly schedule;
+  private nextSweepAt: Date;
+  private readonly sweepSchedule;
 
   private constructor(
     readonly ctx: PipelineContext,
@@ -44,6 +48,8 @@ export class LocalHost {
     this.client = localOrchestrationClient(runtime);
     this.schedule = parseSchedule(ctx.settings.CARBON_POLL_SCHEDULE);
     this.nextPollAt = nextOccurrence(this.schedule, clock.now());
+    this.sweepSchedule = parseSchedule(ctx.settings.INCOMING_SWEEP_SCHEDULE);
+    this.nextSweepAt = nextOccurrence(this.sweepSchedule, clock.now());
   }
 
   static async create(
@@ -81,18 +87,43 @@ export class LocalHost {
     return new LocalHost(ctx, clock, runtime, events);
   }
 
-  /** Delivers a blob event for every batch waiting in incoming/ (Event Grid's part). */
+  /**
+   * Delivers a blob event for every batch waiting in incoming/ (Event Grid's part). A delivery that
+   * fails is logged and left for the next pass, as Event Grid would retry it; it never stops the
+   * batches behind it.
+   */
   async deliverBlobEvents(): Promise<BatchOutcome[]> {
     const outcomes: BatchOutcome[] = [];
-    for (const name of await this.ctx.invoices.listIncoming()) {
-      const run = await measureInvocation(() => processIncomingBatch(this.ctx, this.client, name));
+    const names = await this.ctx.invoices.listIncoming().catch((error: unknown) => {
+      this.ctx.log(`incoming/ listing failed, will retry: ${describeError(error)}`);
+      return [];
+    });
+    for (const name of names) {
+      const run = await measureInvocation(async () => {
+        try {
+          return await processIncomingBatch(this.ctx, this.client, name);
+        } catch (error) {
+          this.ctx.log(`${JSON.stringify(name)}: delivery failed, will retry: ${describeError(error)}`);
+          return null;
+        }
+      });
       this.ctx.telemetry.metric(METRIC.functionCpuSeconds, run.cpuSeconds, {
         function: 'invoiceBatchEvaluator',
       });
+      if (!run.result) continue;
       outcomes.push(run.result);
       this.events.onBatch?.(run.result);
     }
     return outcomes;
+  }
+
+  /** The incoming sweep on its NCRONTAB schedule, as the Functions host fires the timer. */
+  async sweepIfDue(): Promise<SweepReport | null> {
+    if (this.clock.now() < this.nextSweepAt) return null;
+    const run = await measureInvocation(() => sweepIncoming(this.ctx, this.client));
+    this.ctx.telemetry.metric(METRIC.functionCpuSeconds, run.cpuSeconds, { function: 'incomingSweeper' });
+    this.nextSweepAt = nextOccurrence(this.sweepSchedule, this.clock.now());
+    return run.result;
   }
 
   async pollIfDue(): Promise<PollSummary | null> {
@@ -134,6 +165,7 @@ export class LocalHost {
     for (;;) {
       await this.runtime.runDue();
       await this.deliverBlobEvents();
+      await this.sweepIfDue();
       await this.pollIfDue();
       await this.runtime.runDue();
       if (await this.realWorkInProgress()) {

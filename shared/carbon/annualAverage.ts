@@ -110,7 +110,7 @@ export class AnnualAverageProvider implements CarbonProvider {
     checkHorizon(horizonHours);
     const issueMs = Math.floor(this.now().getTime() / HOUR_MS) * HOUR_MS;
     const points = Array.from({ length: horizonHours }, (_, k) => this.point(zone, issueMs + k * HOUR_MS));
-    return { zone, generatedAt: new Date(issueMs).toISOString(), points, quality: 'provider' };
+    return { zone, generatedAt: new Date(issueMs).toISOString(), points, quality: 'annual-average' };
   }
 
   private point(zone: string, atMs: number): IntensityPoint {

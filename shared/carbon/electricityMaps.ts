@@ -64,7 +64,8 @@ export class ElectricityMapsProvider implements CarbonProvider {
       schema: LATEST,
       what: `Electricity Maps latest intensity for ${zone}`,
     });
-    return requireUsable(this.measured(zone, [body]), this.name, `latest intensity for ${zone}`);
+    // Points carry the zone the API answered for, so the chain's check sees a reply for another zone.
+    return requireUsable(this.measured(body.zone, [body]), this.name, `latest intensity for ${zone}`);
   }
 
   /** The last 24 hours through `/history`, older ranges through `/past-range` in chunks. */
@@ -82,7 +83,7 @@ export class ElectricityMapsProvider implements CarbonProvider {
         schema: HISTORY,
         what: `Electricity Maps 24 h history for ${zone}`,
       });
-      return this.measured(zone, body.history).filter(inRange);
+      return this.measured(body.zone, body.history).filter(inRange);
     }
     const points: IntensityPoint[] = [];
     for (let startMs = fromMs; startMs < toMs; startMs += PAST_RANGE_CHUNK_MS) {
@@ -94,7 +95,7 @@ export class ElectricityMapsProvider implements CarbonProvider {
         schema: PAST_RANGE,
         what: `Electricity Maps past range for ${zone}`,
       });
-      points.push(...this.measured(zone, body.data));
+      points.push(...this.measured(body.zone, body.data));
     }
     return dedupeByStart(points.filter(inRange));
   }
@@ -117,10 +118,15 @@ export class ElectricityMapsProvider implements CarbonProvider {
         durationMinutes: 60,
         gramsPerKwh: p.carbonIntensity,
       })),
-      { zone, signal: this.signal, provider: this.name, source: 'forecast' },
+      { zone: body.zone, signal: this.signal, provider: this.name, source: 'forecast' },
     ).filter((p) => Date.parse(p.startsAt) < endMs);
     requireUsable(points, this.name, `forecast for ${zone}`);
-    return { zone, generatedAt: new Date(generatedAtMs).toISOString(), points, quality: 'provider' };
+    return {
+      zone: body.zone,
+      generatedAt: new Date(generatedAtMs).toISOString(),
+      points,
+      quality: 'provider',
+    };
   }
 
   private measured(zone: string, raw: readonly z.output<typeof EM_POINT>[]): IntensityPoint[] {

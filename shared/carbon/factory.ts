@@ -2,7 +2,7 @@ import { ConfigError } from '../errors';
 import { SETTINGS_SCHEMA, type Settings } from '../config';
 import { CarbonAwareSdkProvider } from './carbonAwareSdk';
 import { ElectricityMapsProvider } from './electricityMaps';
-import { FallbackChain, type ChainFailure } from './fallbackChain';
+import { type ChainChecks, FallbackChain, type ChainFailure } from './fallbackChain';
 import type { HttpTuning } from './http';
 import type { CarbonProvider } from './provider';
 import type { ReadingCache } from './readingCache';
@@ -26,14 +26,18 @@ export type CarbonSettings = Pick<
   | 'CARBON_AWARE_SDK_BASE_URL'
   | 'CARBON_HTTP_TIMEOUT_MS'
   | 'CARBON_HTTP_MAX_RETRIES'
+  | 'CARBON_LIVE_MAX_AGE_MINUTES'
+  | 'CARBON_CLOCK_SKEW_MINUTES'
+  | 'CARBON_FORECAST_MAX_GAP_MINUTES'
+  | 'CARBON_AWARE_SDK_SIGNAL'
 >;
 
 export interface CarbonProviderDeps {
   /** Clock for the trace replay and token expiry; defaults to the system clock. */
   readonly now?: () => Date;
-  readonly fetch?: typeof fetch;
-  readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
+  /** Data repaired or dropped rather than refused (filled gaps, zero-length SDK points). */
+  readonly onNotice?: (message: string) => void;
 }
 
 /** Picks the provider named by CARBON_PROVIDER, configured from settings. */
@@ -46,8 +50,6 @@ export function createCarbonProvider(
     timeoutMs: settings.CARBON_HTTP_TIMEOUT_MS,
     maxRetries: settings.CARBON_HTTP_MAX_RETRIES,
     now: () => now().getTime(),
-    fetch: deps.fetch,
-    sleep: deps.sleep,
     random: deps.random,
   };
   switch (settings.CARBON_PROVIDER) {
@@ -74,7 +76,12 @@ export function createCarbonProvider(
     case 'ukcarbonintensity':
       return new UkCarbonIntensityProvider({ baseUrl: settings.UK_CARBON_INTENSITY_BASE_URL, http });
     case 'carbonawaresdk':
-      return new CarbonAwareSdkProvider({ baseUrl: required(settings, 'CARBON_AWARE_SDK_BASE_URL'), http });
+      return new CarbonAwareSdkProvider({
+        baseUrl: required(settings, 'CARBON_AWARE_SDK_BASE_URL'),
+        http,
+        signal: settings.CARBON_AWARE_SDK_SIGNAL,
+        onWarning: deps.onNotice,
+      });
   }
 }
 
@@ -88,7 +95,18 @@ export function createCarbonChain(
     cache: deps.cache,
     now: deps.now,
     onFailure: deps.onFailure,
+    onNotice: deps.onNotice,
+    checks: chainChecksFrom(settings),
   });
+}
+
+/** The chain's data checks as the settings give them. */
+export function chainChecksFrom(settings: CarbonSettings): ChainChecks {
+  return {
+    liveMaxAgeMinutes: settings.CARBON_LIVE_MAX_AGE_MINUTES,
+    clockSkewMinutes: settings.CARBON_CLOCK_SKEW_MINUTES,
+    maxGapMinutes: settings.CARBON_FORECAST_MAX_GAP_MINUTES,
+  };
 }
 
 function required(
@@ -118,6 +136,10 @@ const CARBON_SETTING_KEYS = [
   'CARBON_AWARE_SDK_BASE_URL',
   'CARBON_HTTP_TIMEOUT_MS',
   'CARBON_HTTP_MAX_RETRIES',
+  'CARBON_LIVE_MAX_AGE_MINUTES',
+  'CARBON_CLOCK_SKEW_MINUTES',
+  'CARBON_FORECAST_MAX_GAP_MINUTES',
+  'CARBON_AWARE_SDK_SIGNAL',
 ] as const satisfies readonly (keyof CarbonSettings)[];
 
 /**

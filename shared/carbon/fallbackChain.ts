@@ -1,6 +1,15 @@
 import { ProviderError, describeError, isGreenMlError } from '../errors';
 import { AnnualAverageProvider } from './annualAverage';
 import type { AzureRegionInfo } from './azureRegions';
+import {
+  type CarbonRejection,
+  type CheckOptions,
+  checkForecast,
+  checkHistory,
+  checkReading,
+  describeRepair,
+  rejectionOf,
+} from './plausibility';
 import type { CarbonProvider } from './provider';
 import type { ReadingCache } from './readingCache';
 import type { Forecast, IntensityPoint } from './types';
@@ -10,6 +19,11 @@ import type { Forecast, IntensityPoint } from './types';
  * data steers scheduling but must never block it, so a link's failure is recorded and the next link
  * answers; only when every link fails does the caller get an error. Every point keeps saying where it
  * came from (`source`), and the trail says which links failed and why.
+ *
+ * Nothing is believed unchecked (plausibility.ts): a live answer that is implausible, for another
+ * zone, from the future or too old is a failed link with its `rejection` reason, is not cached, and
+ * the next link answers. Only a checked live forecast keeps quality `provider`; the cache answers
+ * `cached`, the last resort `annual-average`.
  */
 export type ChainLink = 'live' | 'cache' | 'annual-average';
 
@@ -18,7 +32,17 @@ export interface ChainFailure {
   readonly zone: string;
   readonly code: string;
   readonly message: string;
+  /** Set when the link answered but its data was refused by the checks. */
+  readonly rejection?: CarbonRejection;
 }
+
+export type ChainChecks = Omit<CheckOptions, 'nowMs'>;
+
+export const DEFAULT_CHAIN_CHECKS: ChainChecks = {
+  liveMaxAgeMinutes: 180,
+  clockSkewMinutes: 5,
+  maxGapMinutes: 180,
+};
 
 export interface ChainOutcome<T> {
   readonly value: T;
@@ -38,6 +62,9 @@ export interface FallbackChainOptions {
   readonly maxCacheAgeMinutes?: number;
   /** Called for every failed link, e.g. to log or count it; never throws into the chain. */
   readonly onFailure?: (failure: ChainFailure) => void;
+  /** Called for data that was repaired rather than refused (a filled gap, dropped duplicates). */
+  readonly onNotice?: (message: string) => void;
+  readonly checks?: Partial<ChainChecks>;
 }
 
 const DEFAULT_MAX_CACHE_AGE_MINUTES = 24 * 60;
@@ -47,8 +74,10 @@ export class FallbackChain implements CarbonProvider {
   readonly signal: CarbonProvider['signal'];
   private readonly now: () => Date;
   private readonly annualAverage: CarbonProvider;
+  private readonly checks: ChainChecks;
 
   constructor(private readonly options: FallbackChainOptions) {
+    this.checks = { ...DEFAULT_CHAIN_CHECKS, ...options.checks };
     this.name = `chain:${options.live.name}`;
     this.signal = options.live.signal;
     this.now = options.now ?? (() => new Date());
@@ -73,29 +102,25 @@ export class FallbackChain implements CarbonProvider {
 
   async latestWithTrail(zone: string): Promise<ChainOutcome<IntensityPoint>> {
     const failures: ChainFailure[] = [];
-    const live = await this.attempt('live', zone, failures, () => this.options.live.latest(zone));
+    const live = await this.attempt('live', zone, failures, async () => {
+      const point = await this.options.live.latest(zone);
+      return { point, ageMinutes: checkReading(point, zone, this.checkOptions()) };
+    });
     if (live) {
       await this.attempt(
         'cache',
         zone,
         failures,
-        () => this.options.cache?.recordReading(live) ?? Promise.resolve(),
+        () => this.options.cache?.recordReading(live.point) ?? Promise.resolve(),
       );
-      return { value: live, servedBy: 'live', ageMinutes: 0, failures };
+      return { value: live.point, servedBy: 'live', ageMinutes: live.ageMinutes, failures };
     }
     const cache = this.options.cache;
     if (cache) {
       const cached = await this.attempt('cache', zone, failures, async () => {
         const reading = await cache.lastReading(zone);
         if (!reading) throw new ProviderError('NO_DATA', `no cached reading for ${zone}`, 'cache');
-        const ageMinutes = this.minutesSince(reading.point.startsAt);
-        if (ageMinutes > this.maxCacheAgeMinutes) {
-          throw new ProviderError(
-            'NO_DATA',
-            `cached reading for ${zone} is ${Math.round(ageMinutes)} min old`,
-            'cache',
-          );
-        }
+        const ageMinutes = checkReading(reading.point, zone, this.checkOptions(this.maxCacheAgeMinutes));
         return { point: { ...reading.point, source: 'cached' as const }, ageMinutes };
       });
       if (cached) return { value: cached.point, servedBy: 'cache', ageMinutes: cached.ageMinutes, failures };
@@ -109,17 +134,24 @@ export class FallbackChain implements CarbonProvider {
 
   async forecastWithTrail(zone: string, horizonHours: number): Promise<ChainOutcome<Forecast>> {
     const failures: ChainFailure[] = [];
-    const live = await this.attempt('live', zone, failures, () =>
-      this.options.live.forecast(zone, horizonHours),
-    );
+    const live = await this.attempt('live', zone, failures, async () => {
+      const checked = checkForecast(
+        await this.options.live.forecast(zone, horizonHours),
+        zone,
+        this.checkOptions(),
+      );
+      const notice = describeRepair(zone, checked.repair);
+      if (notice) this.notice(notice);
+      return checked;
+    });
     if (live) {
       await this.attempt(
         'cache',
         zone,
         failures,
-        () => this.options.cache?.saveForecast(live) ?? Promise.resolve(),
+        () => this.options.cache?.saveForecast(live.forecast) ?? Promise.resolve(),
       );
-      return { value: live, servedBy: 'live', ageMinutes: 0, failures };
+      return { value: live.forecast, servedBy: 'live', ageMinutes: live.ageMinutes, failures };
     }
     const cache = this.options.cache;
     if (cache) {
@@ -135,10 +167,12 @@ export class FallbackChain implements CarbonProvider {
           .map((p) => ({ ...p, source: 'cached' as const }));
         if (points.length === 0)
           throw new ProviderError('NO_DATA', `cached forecast for ${zone} has expired`, 'cache');
-        return {
-          forecast: { ...stored.forecast, points },
-          ageMinutes: this.minutesSince(stored.forecast.generatedAt),
-        };
+        const checked = checkForecast(
+          { ...stored.forecast, points, quality: 'cached' },
+          zone,
+          this.checkOptions(this.maxCacheAgeMinutes),
+        );
+        return { forecast: checked.forecast, ageMinutes: checked.ageMinutes };
       });
       if (cached)
         return { value: cached.forecast, servedBy: 'cache', ageMinutes: cached.ageMinutes, failures };
@@ -156,13 +190,15 @@ export class FallbackChain implements CarbonProvider {
     toIso: string,
   ): Promise<ChainOutcome<IntensityPoint[]>> {
     const failures: ChainFailure[] = [];
-    const live = await this.attempt('live', zone, failures, () =>
-      this.options.live.history(zone, fromIso, toIso),
+    const live = await this.attempt('live', zone, failures, async () =>
+      checkHistory(await this.options.live.history(zone, fromIso, toIso), zone, this.checkOptions()),
     );
     if (live && live.length > 0) return { value: live, servedBy: 'live', ageMinutes: 0, failures };
     const cache = this.options.cache;
     if (cache) {
-      const cached = await this.attempt('cache', zone, failures, () => cache.readings(zone, fromIso, toIso));
+      const cached = await this.attempt('cache', zone, failures, async () =>
+        checkHistory(await cache.readings(zone, fromIso, toIso), zone, this.checkOptions()),
+      );
       if (cached && cached.length > 0) {
         const points = cached.map((p) => ({ ...p, source: 'cached' as const }));
         return { value: points, servedBy: 'cache', ageMinutes: 0, failures };
@@ -179,8 +215,16 @@ export class FallbackChain implements CarbonProvider {
     return this.options.maxCacheAgeMinutes ?? DEFAULT_MAX_CACHE_AGE_MINUTES;
   }
 
-  private minutesSince(iso: string): number {
-    return Math.max(0, (this.now().getTime() - Date.parse(iso)) / 60_000);
+  private checkOptions(maxAgeMinutes = this.checks.liveMaxAgeMinutes): CheckOptions {
+    return { ...this.checks, liveMaxAgeMinutes: maxAgeMinutes, nowMs: this.now().getTime() };
+  }
+
+  private notice(message: string): void {
+    try {
+      this.options.onNotice?.(message);
+    } catch {
+      // Same as onFailure: logging never decides.
+    }
   }
 
   private async attempt<T>(
@@ -197,6 +241,7 @@ export class FallbackChain implements CarbonProvider {
         zone,
         code: isGreenMlError(error) ? error.code : 'UNEXPECTED',
         message: describeError(error),
+        ...(rejectionOf(error) ? { rejection: rejectionOf(error) } : {}),
       };
       failures.push(failure);
       try {

@@ -1,35 +1,61 @@
+import {
+  type HttpClient,
+  type PipelinePolicy,
+  type PipelineRequest,
+  type PipelineResponse,
+  type RetryStrategy,
+  RestError,
+  createDefaultHttpClient,
+  createEmptyPipeline,
+  createHttpHeaders,
+  createPipelineRequest,
+  isRestError,
+  retryPolicy,
+} from '@azure/core-rest-pipeline';
 import { z } from 'zod';
 import { ProviderError, ValidationError } from '../errors';
 import { parseJsonWith } from '../validation';
+import { currentCarbonBudget, remainingBudgetMs } from './deadline';
 
 /**
  * The one JSON-over-HTTP client every carbon provider uses, so timeouts, retries and error shapes are
- * the same whichever API is down. Retries use full jitter (delay = random × min(cap, base × 2^n)) so a
- * fleet of pollers doesn't hammer a recovering API in lockstep, and Retry-After wins when the server
- * sends it. Secrets (tokens, passwords) are scrubbed from every message because provider errors end up
- * in logs and orchestration history.
+ * the same whichever API is down. Retrying is the Azure SDK's own retry policy
+ * (`@azure/core-rest-pipeline`), driven by one strategy: 408, 429 and 5xx (except 501/505) and network
+ * errors are retried with full jitter (random × min(cap, base × 2^n)) so a fleet of pollers doesn't
+ * hammer a recovering API in lockstep; Retry-After wins when the server sends it, but only if it fits
+ * in the time left of the caller's budget (a poll's deadline, see deadline.ts) — otherwise the call
+ * ends now with the server's answer, because waiting past the deadline helps nobody. 4xx validation
+ * and auth failures are never retried. Secrets (tokens, passwords) are scrubbed from every message
+ * because provider errors end up in logs and orchestration history.
  */
 export interface HttpClientOptions {
   /** Provider name, stamped on every error. */
   readonly provider: string;
   readonly baseUrl: string;
+  /** Per attempt (headers and body); also bounded by the time left in the budget. */
   readonly timeoutMs: number;
   readonly maxRetries: number;
   /** First backoff ceiling; doubles per retry up to `maxDelayMs`. */
   readonly baseDelayMs?: number;
   readonly maxDelayMs?: number;
-  /** Longest Retry-After honoured; a server asking for an hour gets this instead. */
+  /** Longest Retry-After honoured outside a budget; inside one, the time left is the limit. */
   readonly retryAfterCapMs?: number;
   /** Values that must never appear in error messages (tokens, passwords). */
   readonly secrets?: () => readonly string[];
-  readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
+  /** Wall clock, for Retry-After given as an HTTP date. */
   readonly now?: () => number;
-  readonly fetch?: typeof fetch;
+  /** Observes every retry decision (logs, tests). */
+  readonly onRetry?: (decision: RetryDecision) => void;
+  readonly httpClient?: HttpClient;
 }
 
 /** What a provider passes through to its client: everything but identity and secrets. */
 export type HttpTuning = Omit<HttpClientOptions, 'provider' | 'baseUrl' | 'secrets'>;
+
+export type RetryDecision =
+  | { readonly kind: 'retry'; readonly attempt: number; readonly delayMs: number; readonly cause: string }
+  | { readonly kind: 'give-up'; readonly attempt: number; readonly cause: string };
 
 export type QueryValue = string | number | readonly (string | number)[] | undefined;
 
@@ -50,23 +76,22 @@ const DEFAULT_BASE_DELAY_MS = 500;
 const DEFAULT_MAX_DELAY_MS = 30_000;
 const DEFAULT_RETRY_AFTER_CAP_MS = 60_000;
 const BODY_SNIPPET_CHARS = 200;
+const ATTEMPT_TIMEOUT = 'ATTEMPT_TIMEOUT';
 
-type Attempt<T> =
-  | { readonly kind: 'ok'; readonly value: T }
-  | { readonly kind: 'retry'; readonly error: ProviderError; readonly retryAfterMs?: number }
-  | { readonly kind: 'fail'; readonly error: ProviderError };
+/** The retry rule for carbon providers: request timeout, throttling and server errors. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
+}
 
 export class JsonHttpClient {
-  private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   private readonly now: () => number;
-  private readonly fetchImpl: typeof fetch;
+  private readonly httpClient: HttpClient;
 
   constructor(private readonly options: HttpClientOptions) {
-    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
-    this.fetchImpl = options.fetch ?? fetch;
+    this.httpClient = options.httpClient ?? createDefaultHttpClient();
   }
 
   get provider(): string {
@@ -76,12 +101,32 @@ export class JsonHttpClient {
   /** GET a JSON document and validate it; throws ProviderError after the last retry. */
   async getJson<S extends z.ZodType>(request: JsonRequest<S>): Promise<z.output<S>> {
     const url = this.buildUrl(request.path, request.query);
-    for (let attempt = 0; ; attempt++) {
-      const outcome = await this.attempt(url, request);
-      if (outcome.kind === 'ok') return outcome.value;
-      if (outcome.kind === 'fail' || attempt >= this.options.maxRetries) throw outcome.error;
-      await this.sleep(this.backoffMs(attempt, outcome.retryAfterMs));
+    const label = `${request.what} (GET ${url.pathname})`;
+    const budget = currentCarbonBudget();
+    if (budget?.signal.aborted) throw this.deadlineError(label, budget.totalMs);
+    const notes: string[] = [];
+    const pipeline = createEmptyPipeline();
+    pipeline.addPolicy(retryPolicy([this.strategy(notes)], { maxRetries: this.options.maxRetries }));
+    pipeline.addPolicy(this.attemptTimeoutPolicy());
+    const pipelineRequest = createPipelineRequest({
+      url: url.toString(),
+      method: 'GET',
+      headers: createHttpHeaders({ accept: 'application/json', ...request.headers }),
+      // Plain HTTP only where the operator configured it (a Carbon Aware SDK on a private network).
+      allowInsecureConnection: url.protocol === 'http:',
+      abortSignal: budget?.signal,
+    });
+    let response: PipelineResponse;
+    try {
+      response = await pipeline.sendRequest(this.httpClient, pipelineRequest);
+    } catch (cause) {
+      if (budget?.signal.aborted) throw this.deadlineError(label, budget.totalMs);
+      if (isRestError(cause) && cause.code === ATTEMPT_TIMEOUT) {
+        throw this.error('TIMEOUT', `${label} ${cause.message}`, { retryable: true });
+      }
+      throw this.error('PROVIDER_HTTP', `${label} failed: ${networkReason(cause)}`, { retryable: true });
     }
+    return this.interpret(response, label, request.schema, notes);
   }
 
   /** Full jitter, unless the server said when to come back (capped so one header can't stall us). */
@@ -95,6 +140,70 @@ export class JsonHttpClient {
     return Math.floor(this.random() * ceiling);
   }
 
+  private strategy(notes: string[]): RetryStrategy {
+    return {
+      name: 'carbon-provider-retry',
+      retry: ({ retryCount, response, responseError }) => {
+        let cause: string;
+        let retryAfterMs: number | undefined;
+        if (response && !responseError) {
+          if (!isRetryableStatus(response.status)) return { skipStrategy: true };
+          cause = `HTTP ${response.status}`;
+          retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after') ?? null, this.now());
+        } else if (responseError) {
+          cause = responseError.message;
+        } else {
+          return { skipStrategy: true };
+        }
+        const delayMs = this.backoffMs(retryCount, retryAfterMs);
+        const remaining = remainingBudgetMs();
+        if (remaining !== undefined && delayMs >= remaining) {
+          const why =
+            retryAfterMs !== undefined
+              ? `Retry-After ${Math.round(retryAfterMs / 1000)} s is beyond the ${Math.round(remaining)} ms left of the poll deadline`
+              : `a retry in ${delayMs} ms would pass the poll deadline (${Math.round(remaining)} ms left)`;
+          notes.push(why);
+          this.options.onRetry?.({ kind: 'give-up', attempt: retryCount, cause: `${cause}; ${why}` });
+          // Ending here with the server's own answer (or error) keeps its status in the message.
+          return responseError ? { errorToThrow: responseError } : { skipStrategy: true };
+        }
+        this.options.onRetry?.({ kind: 'retry', attempt: retryCount, delayMs, cause });
+        return { retryAfterInMs: delayMs };
+      },
+    };
+  }
+
+  /** Bounds each attempt (headers and body) by the per-request timeout and the time left. */
+  private attemptTimeoutPolicy(): PipelinePolicy {
+    return {
+      name: 'carbon-attempt-timeout',
+      sendRequest: async (request: PipelineRequest, next) => {
+        const outer = request.abortSignal;
+        const limitMs = Math.max(
+          1,
+          Math.floor(Math.min(this.options.timeoutMs, remainingBudgetMs() ?? Infinity)),
+        );
+        const controller = new AbortController();
+        const abort = (): void => controller.abort();
+        const timer = setTimeout(abort, limitMs);
+        outer?.addEventListener('abort', abort, { once: true });
+        request.abortSignal = controller.signal;
+        try {
+          return await next(request);
+        } catch (cause) {
+          if (controller.signal.aborted && !outer?.aborted) {
+            throw new RestError(`timed out after ${limitMs} ms`, { code: ATTEMPT_TIMEOUT, request });
+          }
+          throw cause;
+        } finally {
+          clearTimeout(timer);
+          outer?.removeEventListener('abort', abort);
+          request.abortSignal = outer;
+        }
+      },
+    };
+  }
+
   private buildUrl(pathname: string, query: JsonRequest<z.ZodType>['query']): URL {
     const base = this.options.baseUrl.endsWith('/') ? this.options.baseUrl : `${this.options.baseUrl}/`;
     const url = new URL(pathname.replace(/^\//, ''), base);
@@ -106,95 +215,42 @@ export class JsonHttpClient {
     return url;
   }
 
-  private async attempt<S extends z.ZodType>(
-    url: URL,
-    request: JsonRequest<S>,
-  ): Promise<Attempt<z.output<S>>> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.options.timeoutMs);
-    const label = `${request.what} (GET ${url.pathname})`;
+  private interpret<S extends z.ZodType>(
+    response: PipelineResponse,
+    label: string,
+    schema: S,
+    notes: readonly string[],
+  ): z.output<S> {
+    const status = response.status;
+    const text = response.bodyAsText ?? '';
+    const snippet = text.slice(0, BODY_SNIPPET_CHARS).replace(/\s+/g, ' ').trim();
+    const note = notes.length > 0 ? ` (${notes.join('; ')})` : '';
+    if (status === 401 || status === 403) {
+      throw this.error('PROVIDER_UNAUTHORIZED', `${label} was refused with HTTP ${status}: ${snippet}`, {
+        statusCode: status,
+      });
+    }
+    if (status === 204) {
+      throw this.error('NO_DATA', `${label} returned no data (HTTP 204)`, { statusCode: status });
+    }
+    if (status < 200 || status >= 300) {
+      throw this.error('PROVIDER_HTTP', `${label} failed with HTTP ${status}: ${snippet}${note}`, {
+        statusCode: status,
+        retryable: isRetryableStatus(status),
+      });
+    }
     try {
-      let response: Response;
-      let text: string;
-      try {
-        response = await this.fetchImpl(url, {
-          method: 'GET',
-          headers: { accept: 'application/json', ...request.headers },
-          signal: controller.signal,
-        });
-        // The body read shares the timeout: a server that sends headers and then stalls is still slow.
-        text = await response.text();
-      } catch (cause) {
-        if (controller.signal.aborted) {
-          return {
-            kind: 'retry',
-            error: this.error('TIMEOUT', `${label} timed out after ${this.options.timeoutMs} ms`, {
-              retryable: true,
-            }),
-          };
-        }
-        return {
-          kind: 'retry',
-          error: this.error('PROVIDER_HTTP', `${label} failed: ${networkReason(cause)}`, {
-            retryable: true,
-          }),
-        };
-      }
-      return this.interpret(response, text, label, request.schema);
-    } finally {
-      clearTimeout(timer);
+      return parseJsonWith(schema, text, label);
+    } catch (cause) {
+      const reason = cause instanceof ValidationError ? cause.message : String(cause);
+      throw this.error('PROVIDER_RESPONSE_INVALID', reason, { statusCode: status });
     }
   }
 
-  private interpret<S extends z.ZodType>(
-    response: Response,
-    text: string,
-    label: string,
-    schema: S,
-  ): Attempt<z.output<S>> {
-    const status = response.status;
-    const snippet = text.slice(0, BODY_SNIPPET_CHARS).replace(/\s+/g, ' ').trim();
-    if (status === 401 || status === 403) {
-      return {
-        kind: 'fail',
-        error: this.error('PROVIDER_UNAUTHORIZED', `${label} was refused with HTTP ${status}: ${snippet}`, {
-          statusCode: status,
-        }),
-      };
-    }
-    if (status === 429 || status >= 500) {
-      return {
-        kind: 'retry',
-        error: this.error('PROVIDER_HTTP', `${label} failed with HTTP ${status}: ${snippet}`, {
-          statusCode: status,
-          retryable: true,
-        }),
-        retryAfterMs: parseRetryAfterMs(response.headers.get('retry-after'), this.now()),
-      };
-    }
-    if (status === 204) {
-      return {
-        kind: 'fail',
-        error: this.error('NO_DATA', `${label} returned no data (HTTP 204)`, { statusCode: status }),
-      };
-    }
-    if (status < 200 || status >= 300) {
-      return {
-        kind: 'fail',
-        error: this.error('PROVIDER_HTTP', `${label} failed with HTTP ${status}: ${snippet}`, {
-          statusCode: status,
-        }),
-      };
-    }
-    try {
-      return { kind: 'ok', value: parseJsonWith(schema, text, label) };
-    } catch (cause) {
-      const reason = cause instanceof ValidationError ? cause.message : String(cause);
-      return {
-        kind: 'fail',
-        error: this.error('PROVIDER_RESPONSE_INVALID', reason, { statusCode: status }),
-      };
-    }
+  private deadlineError(label: string, totalMs: number): ProviderError {
+    return this.error('TIMEOUT', `${label} stopped: the poll deadline of ${totalMs} ms was reached`, {
+      retryable: true,
+    });
   }
 
   private error(

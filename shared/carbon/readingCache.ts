@@ -4,7 +4,7 @@ import { RestError } from '@azure/storage-blob';
 import { z } from 'zod';
 import { ConflictError, ValidationError } from '../errors';
 import { parseJsonWith, parseWith } from '../validation';
-import type { Forecast, IntensityPoint } from './types';
+import { FORECAST_QUALITIES, POINT_SOURCES, type Forecast, type IntensityPoint } from './types';
 
 /**
  * Carbon readings and forecasts kept in Blob Storage (container `carbon`) so a restart or a provider
@@ -33,14 +33,14 @@ export const INTENSITY_POINT_SCHEMA = z.strictObject({
   zone: z.string().min(1),
   signal: z.enum(['average', 'marginal']),
   provider: z.string().min(1),
-  source: z.enum(['measured', 'forecast', 'cached', 'annual-average', 'trace']),
+  source: z.enum(POINT_SOURCES),
 });
 export const FORECAST_SCHEMA = z.strictObject({
   zone: z.string().min(1),
   region: z.string().optional(),
   generatedAt: isoDate,
   points: z.array(INTENSITY_POINT_SCHEMA),
-  quality: z.enum(['provider', 'realistic-simulated', 'perfect']),
+  quality: z.enum(FORECAST_QUALITIES),
 });
 const LATEST_READING_SCHEMA = z.strictObject({ storedAt: isoDate, point: INTENSITY_POINT_SCHEMA });
 const LATEST_FORECAST_SCHEMA = z.strictObject({ storedAt: isoDate, forecast: FORECAST_SCHEMA });

@@ -6,8 +6,11 @@
  */
 export type SignalType = 'average' | 'marginal';
 
-/** How a value was obtained: measured/reported by the provider, forecast, or a fallback. */
-export type PointSource = 'measured' | 'forecast' | 'cached' | 'annual-average' | 'trace';
+/**
+ * How a value was obtained: measured/reported by the provider, forecast, a fallback, or interpolated
+ * across a short gap in a provider's forecast (see plausibility.ts).
+ */
+export type PointSource = 'measured' | 'forecast' | 'cached' | 'annual-average' | 'trace' | 'interpolated';
 
 export interface IntensityPoint {
   /** Interval start, ISO-8601 UTC. */
@@ -28,6 +31,28 @@ export interface Forecast {
   readonly region?: string;
   readonly generatedAt: string;
   readonly points: readonly IntensityPoint[];
-  /** `perfect` only for the trace provider's oracle mode; real providers are `provider`. */
-  readonly quality: 'provider' | 'realistic-simulated' | 'perfect';
+  /**
+   * `provider` only for a forecast a live provider just served and that passed the checks; `perfect`
+   * only for the trace provider's oracle mode. A fallback says what it is (`cached`, `annual-average`),
+   * so nothing downstream mistakes a last-known or flat yearly figure for the provider's view.
+   */
+  readonly quality: ForecastQuality;
 }
+
+export const FORECAST_QUALITIES = [
+  'provider',
+  'realistic-simulated',
+  'perfect',
+  'cached',
+  'annual-average',
+] as const;
+export type ForecastQuality = (typeof FORECAST_QUALITIES)[number];
+
+export const POINT_SOURCES = [
+  'measured',
+  'forecast',
+  'cached',
+  'annual-average',
+  'trace',
+  'interpolated',
+] as const satisfies readonly PointSource[];

@@ -74,7 +74,7 @@ export class UkCarbonIntensityProvider implements CarbonProvider {
       schema: REGIONAL,
       what: `UK regional intensity for region ${target.regionId}`,
     });
-    return requireUsable(this.regional(zone, body), this.name, `current slot of region ${target.regionId}`);
+    return requireUsable(this.regional(body), this.name, `current slot of region ${target.regionId}`);
   }
 
   async history(zone: string, fromIso: string, toIso: string): Promise<IntensityPoint[]> {
@@ -96,7 +96,7 @@ export class UkCarbonIntensityProvider implements CarbonProvider {
           schema: REGIONAL,
           what: `UK regional history for region ${target.regionId}`,
         });
-        points.push(...this.regional(zone, body));
+        points.push(...this.regional(body));
       }
     }
     return dedupeByStart(points).filter(
@@ -128,7 +128,7 @@ export class UkCarbonIntensityProvider implements CarbonProvider {
         schema: REGIONAL,
         what: `UK regional 48 h forecast for region ${target.regionId}`,
       });
-      points = this.regional(zone, body);
+      points = this.regional(body);
     }
     points = points.filter((p) => Date.parse(p.startsAt) < endMs);
     requireUsable(points, this.name, `forecast for ${zone}`);
@@ -155,9 +155,10 @@ export class UkCarbonIntensityProvider implements CarbonProvider {
     ]);
   }
 
-  private regional(zone: string, body: z.output<typeof REGIONAL>): IntensityPoint[] {
+  private regional(body: z.output<typeof REGIONAL>): IntensityPoint[] {
+    // The region id the API answered for, so a reply for another region fails the chain's zone check.
     return this.slots(
-      zone,
+      String(body.data.regionid),
       body.data.data.map((s) => ({ ...s, value: s.intensity.forecast })),
       'forecast',
     );

@@ -107,7 +107,7 @@ export class WattTimeProvider implements CarbonProvider {
     const generatedAt = body.meta.generated_at
       ? new Date(Date.parse(body.meta.generated_at))
       : new Date(this.now());
-    return { zone, generatedAt: generatedAt.toISOString(), points, quality: 'provider' };
+    return { zone: body.meta.region, generatedAt: generatedAt.toISOString(), points, quality: 'provider' };
   }
 
   /** Where now sits in the region's recent MOER range (free for every region, unlike the values). */
@@ -166,7 +166,8 @@ export class WattTimeProvider implements CarbonProvider {
         durationMinutes,
         gramsPerKwh: p.value === null ? null : p.value * LBS_PER_MWH_TO_GRAMS_PER_KWH,
       })),
-      { zone, signal: this.signal, provider: this.name, source },
+      // The region WattTime answered for, so a reply for another region fails the chain's zone check.
+      { zone: body.meta.region, signal: this.signal, provider: this.name, source },
     );
   }
 

@@ -6,6 +6,7 @@ import {
   regionSatisfiesResidency,
   type ResidencyRule,
 } from '../carbon/azureRegions';
+import { nextOccurrence, parseSchedule } from '../pipeline/ncrontab';
 
 /**
  * Every setting the system reads, in one schema. Keys are app-setting names (environment variables
@@ -249,6 +250,34 @@ export const SETTINGS_SCHEMA = z.object({
     .default('info')
     .describe('Least severe log level written.'),
   CPU_MEASUREMENT: bool.default(true).describe('Functions record their own CPU time per invocation.'),
+  // --- carbon data checks and the poll budget (issue 17 / 14; see shared/carbon/plausibility.ts) ---
+  CARBON_LIVE_MAX_AGE_MINUTES: positiveInt
+    .default(180)
+    .describe('A reading or forecast older than this is not live and falls back to the cache.'),
+  CARBON_CLOCK_SKEW_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60)
+    .default(5)
+    .describe('How far ahead of now a provider timestamp may be before it is refused.'),
+  CARBON_FORECAST_MAX_GAP_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(720)
+    .default(180)
+    .describe('Longest forecast gap filled by linear interpolation; a longer gap ends the forecast there.'),
+  CARBON_POLL_DEADLINE_SECONDS: positiveInt
+    .default(120)
+    .describe('Overall deadline of one poll (all regions, retries and Retry-After waits).'),
+  CARBON_FORECAST_REFRESH_MINUTES: positiveInt
+    .default(60)
+    .describe('How often providers reissue forecasts; a plan younger than this is not re-polled.'),
+  CARBON_AWARE_SDK_SIGNAL: z
+    .enum(['average', 'marginal'])
+    .default('average')
+    .describe('Signal of a Carbon Aware SDK whose answer cannot tell (WattTime behind it is detected).'),
   // --- Serving (issue 11). Declared here by the infra work so the Bicep app settings have a schema
   // key to sync with; the serving planner owns their meaning and may refine the descriptions.
   MODEL_API_HOST: z
@@ -269,6 +298,22 @@ export const SETTINGS_SCHEMA = z.object({
   MODEL_API_KEY_SECRET_URI: url
     .optional()
     .describe('Key Vault secret URI of the model API key (key auth mode).'),
+  // --- batch path: claims, the incoming sweep (issue 16) ---
+  // A claim longer than any evaluation (a 200 MB batch scores in well under a minute) but short
+  // enough that a batch whose worker died is picked up again the same hour.
+  BATCH_CLAIM_TTL_MINUTES: positiveInt
+    .max(24 * 60)
+    .default(10)
+    .describe('Lease of a batch claim; an unfinished claim older than this is resumed by another delivery.'),
+  INCOMING_SWEEP_SCHEDULE: z
+    .string()
+    .regex(/^(\S+\s+){5}\S+$/, 'six-field NCRONTAB expression')
+    .default('0 */10 * * * *')
+    .describe('Timer schedule of the incoming sweep (re-drives stuck batches and stale claims).'),
+  INCOMING_STALE_MINUTES: positiveInt
+    .max(7 * 24 * 60)
+    .default(15)
+    .describe('A blob still in invoices/incoming/ after this long is re-driven by the sweep.'),
 });
 
 export type Settings = z.output<typeof SETTINGS_SCHEMA>;
@@ -346,10 +391,34 @@ function crossFieldProblems(s: Settings): { key: string; reason: string }[] {
     watttime: ['WATTTIME_USERNAME', 'WATTTIME_PASSWORD'],
     carbonawaresdk: ['CARBON_AWARE_SDK_BASE_URL'],
   };
+  const pollPeriodMs = schedulePeriodMs(s.CARBON_POLL_SCHEDULE);
+  if (pollPeriodMs !== null && s.CARBON_POLL_DEADLINE_SECONDS * 1000 >= pollPeriodMs) {
+    problems.push({
+      key: 'CARBON_POLL_DEADLINE_SECONDS',
+      reason: `must be shorter than the poll period (${pollPeriodMs / 1000} s)`,
+    });
+  }
   for (const key of providerNeeds[s.CARBON_PROVIDER] ?? []) {
     if (!s[key]) problems.push({ key, reason: `required with CARBON_PROVIDER=${s.CARBON_PROVIDER}` });
   }
   return problems;
+}
+
+/** Shortest gap between two firings of a schedule over a day, or null when it cannot be parsed. */
+function schedulePeriodMs(expression: string): number | null {
+  try {
+    const schedule = parseSchedule(expression);
+    let at = nextOccurrence(schedule, new Date(Date.UTC(2024, 0, 1)));
+    let shortest = Infinity;
+    for (let i = 0; i < 48; i++) {
+      const next = nextOccurrence(schedule, at);
+      shortest = Math.min(shortest, next.getTime() - at.getTime());
+      at = next;
+    }
+    return Number.isFinite(shortest) ? shortest : null;
+  } catch {
+    return null;
+  }
 }
 
 /** A copy safe to log: secrets replaced by a marker, never by a prefix of the value. */

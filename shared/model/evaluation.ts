@@ -2,7 +2,7 @@ import { parseInvoiceBatch } from '../invoices/parser';
 import type { InvoiceRow } from '../invoices/schema';
 import { CATEGORICAL_FIELDS, InvoiceColumns, type CategoricalField } from './columns';
 import { ConfusionMatrix } from './metrics';
-import { predictColumns, type Predictor } from './trainedModel';
+import { classifyColumns, type Predictor } from './trainedModel';
 
 export interface EvaluationReport {
   accuracy: number;
@@ -60,7 +60,7 @@ export class ChunkedEvaluator {
   }
 
   private flushColumns(columns: InvoiceColumns): void {
-    const { predicted, encoded } = predictColumns(this.model, columns);
+    const { predicted, encoded } = classifyColumns(this.model, columns);
     this.confusion.addIndexed(
       columns.labelDictionary.values,
       columns.labelIds,

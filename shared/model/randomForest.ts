@@ -3,7 +3,16 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { deriveSeed } from './random';
-import { growTree, LEAF, LEAF_SCALE, type Tree, type TrainingMatrix, type TreeParams } from './tree';
+import {
+  growTree,
+  LEAF,
+  LEAF_SCALE,
+  toColumns,
+  type ColumnMatrix,
+  type Tree,
+  type TrainingMatrix,
+  type TreeParams,
+} from './tree';
 
 export type MaxFeatures = 'sqrt' | 'all' | number;
 
@@ -52,15 +61,16 @@ export async function trainForest(
     deriveSeed(params.seed, (params.firstTreeIndex ?? 0) + i),
   );
   const threads = Math.min(params.trees, params.threads ?? Math.min(2, availableParallelism()));
-  const trees =
-    threads > 1 && workerScript() !== undefined
-      ? await growInWorkers(matrix, treeParams, seeds, threads, params.onTreeDone)
-      : await growHere(matrix, treeParams, seeds, params.onTreeDone);
+  const inWorkers = threads > 1 && workerScript() !== undefined;
+  const columns = toColumns(matrix, { shared: inWorkers });
+  const trees = inWorkers
+    ? await growInWorkers(columns, treeParams, seeds, threads, params.onTreeDone)
+    : await growHere(columns, treeParams, seeds, params.onTreeDone);
   return { classes, features: matrix.features, trees };
 }
 
 async function growHere(
-  matrix: TrainingMatrix,
+  matrix: ColumnMatrix,
   params: TreeParams,
   seeds: number[],
   onTreeDone?: (done: number, total: number) => void,
@@ -81,15 +91,15 @@ function workerScript(): string | undefined {
   return existsSync(file) ? file : undefined;
 }
 
-function shared<T extends Uint8Array | Uint16Array>(array: T, make: (buffer: SharedArrayBuffer) => T): T {
-  if (array.buffer instanceof SharedArrayBuffer) return array;
-  const copy = make(new SharedArrayBuffer(array.byteLength));
-  copy.set(array);
+function sharedLabels(labels: Uint8Array): Uint8Array {
+  if (labels.buffer instanceof SharedArrayBuffer) return labels;
+  const copy = new Uint8Array(new SharedArrayBuffer(labels.byteLength));
+  copy.set(labels);
   return copy;
 }
 
 export interface WorkerInput {
-  matrix: TrainingMatrix;
+  matrix: ColumnMatrix;
   params: TreeParams;
 }
 export interface WorkerTask {
@@ -100,7 +110,7 @@ export type WorkerResult =
   { kind: 'tree'; treeIndex: number; tree: Tree } | { kind: 'error'; treeIndex: number; message: string };
 
 async function growInWorkers(
-  matrix: TrainingMatrix,
+  matrix: ColumnMatrix,
   params: TreeParams,
   seeds: number[],
   threads: number,
@@ -108,11 +118,8 @@ async function growInWorkers(
 ): Promise<Tree[]> {
   const input: WorkerInput = {
     params,
-    matrix: {
-      ...matrix,
-      bins: shared(matrix.bins, (b) => new Uint16Array(b)),
-      labels: shared(matrix.labels, (b) => new Uint8Array(b)),
-    },
+    // The columns are already shared; labels are shared so no worker gets a copy.
+    matrix: { ...matrix, labels: sharedLabels(matrix.labels) },
   };
   const trees = new Array<Tree>(seeds.length);
   let next = 0;
@@ -156,34 +163,123 @@ async function growInWorkers(
 }
 
 /**
+ * A tree as one array, two words a node: (feature | threshold << 8) and child. A step of the walk
+ * then reads one cache line instead of three (feature, threshold and child arrays). Built once per
+ * tree and kept as long as the tree is.
+ */
+const packedTrees = new WeakMap<Tree, Int32Array>();
+
+function packed(tree: Tree): Int32Array {
+  let nodes = packedTrees.get(tree);
+  if (nodes === undefined) {
+    const { feature, threshold, child } = tree;
+    nodes = new Int32Array(feature.length * 2);
+    for (let n = 0; n < feature.length; n++) {
+      nodes[2 * n] = feature[n] | (threshold[n] << 8);
+      nodes[2 * n + 1] = child[n];
+    }
+    packedTrees.set(tree, nodes);
+  }
+  return nodes;
+}
+
+/**
  * Soft vote: the mean over trees of each row's leaf class distribution (scikit-learn's
- * predict_proba). Tree-major over the whole chunk, so one tree's arrays stay in cache while it
- * walks every row. Returns rows × classes probabilities.
+ * predict_proba). Tree-major over the whole chunk, so one tree's nodes stay in cache while it
+ * walks every row. Leaf values are integers summed exactly (50 trees × 65535 fits a Uint32).
+ * Returns rows × classes probabilities.
  */
 export function predictProba(forest: Forest, bins: Uint16Array, rows: number): Float32Array {
   const K = forest.classes.length;
   const F = forest.features;
   if (bins.length !== rows * F) throw new RangeError(`expected ${rows * F} bins, got ${bins.length}`);
-  const sums = new Float64Array(rows * K);
-  for (const tree of forest.trees) {
-    const { feature, threshold, child, leafValues } = tree;
-    for (let r = 0; r < rows; r++) {
-      const base = r * F;
-      let node = 0;
-      let f = feature[0];
-      while (f !== LEAF) {
-        node = bins[base + f] <= threshold[node] ? child[node] : child[node] + 1;
-        f = feature[node];
-      }
-      const leaf = child[node] * K;
-      const out = r * K;
-      for (let k = 0; k < K; k++) sums[out + k] += leafValues[leaf + k];
-    }
-  }
+  const sums = new Uint32Array(rows * K);
+  const ids = allRows(rows);
+  for (const tree of forest.trees) addTreeVotes(packed(tree), tree.leafValues, bins, ids, rows, F, K, sums);
   const probabilities = new Float32Array(rows * K);
   const scale = 1 / (LEAF_SCALE * Math.max(1, forest.trees.length));
   for (let i = 0; i < sums.length; i++) probabilities[i] = sums[i] * scale;
   return probabilities;
+}
+
+/** One tree's leaf distribution added to the sums of the given rows. */
+function addTreeVotes(
+  nodes: Int32Array,
+  leafValues: Uint16Array,
+  bins: Uint16Array,
+  rowIds: Int32Array,
+  count: number,
+  F: number,
+  K: number,
+  sums: Uint32Array,
+): void {
+  for (let i = 0; i < count; i++) {
+    const r = rowIds[i];
+    const base = r * F;
+    let word = nodes[0];
+    let node = 0;
+    while ((word & 0xff) !== LEAF) {
+      node = nodes[2 * node + 1] + (bins[base + (word & 0xff)] > word >>> 8 ? 1 : 0);
+      word = nodes[2 * node];
+    }
+    const leaf = nodes[2 * node + 1] * K;
+    const out = r * K;
+    for (let k = 0; k < K; k++) sums[out + k] += leafValues[leaf + k];
+  }
+}
+
+function allRows(rows: number): Int32Array {
+  const ids = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) ids[r] = r;
+  return ids;
+}
+
+/**
+ * The predicted class per row, exactly argmaxRows(predictProba(...)) but cheaper: once the leader
+ * of a row's vote is ahead of the runner-up by more than the remaining trees could ever give
+ * (LEAF_SCALE each), the remaining trees skip that row. Confident rows, most of a batch, are
+ * decided after a little over half the forest. For evaluation, where only the class counts.
+ */
+export function predictClasses(forest: Forest, bins: Uint16Array, rows: number): Uint8Array {
+  const K = forest.classes.length;
+  const F = forest.features;
+  if (bins.length !== rows * F) throw new RangeError(`expected ${rows * F} bins, got ${bins.length}`);
+  const sums = new Uint32Array(rows * K);
+  const active = allRows(rows);
+  let open = rows;
+  const trees = forest.trees;
+  for (let t = 0; t < trees.length; t++) {
+    addTreeVotes(packed(trees[t]), trees[t].leafValues, bins, active, open, F, K, sums);
+    const margin = (trees.length - t - 1) * LEAF_SCALE;
+    // Worth checking only once a row can be decided at all; then every few trees.
+    if (margin < (t + 1) * LEAF_SCALE && t % 4 === 3) open = undecided(sums, K, active, open, margin);
+  }
+  const out = new Uint8Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let k = 1; k < K; k++) if (sums[r * K + k] > sums[r * K + best]) best = k;
+    out[r] = best;
+  }
+  return out;
+}
+
+/** Keeps (in place, in order) the rows whose leader is not more than `margin` ahead; returns how many. */
+function undecided(sums: Uint32Array, K: number, active: Int32Array, open: number, margin: number): number {
+  let kept = 0;
+  for (let i = 0; i < open; i++) {
+    const r = active[i];
+    let first = 0;
+    let second = 0;
+    for (let k = 0; k < K; k++) {
+      const v = sums[r * K + k];
+      if (v > first) {
+        second = first;
+        first = v;
+      } else if (v > second) second = v;
+    }
+    if (first - second <= margin) active[kept++] = r;
+  }
+  return kept;
 }
 
 /** Index of the most probable class per row; ties go to the first class, as numpy's argmax does. */

@@ -1,7 +1,7 @@
 import type { ModelMetadata } from './metadata';
 import type { FeatureRow, InvoiceColumns } from './columns';
 import { encodeRows, type FeatureEncoder, type EncodedMatrix } from './features';
-import { argmaxRows, predictProba, type Forest } from './randomForest';
+import { argmaxRows, predictClasses, predictProba, type Forest } from './randomForest';
 
 /** A model ready to predict: what it says about itself, how it reads rows, and its trees. */
 export interface TrainedModel {
@@ -29,9 +29,18 @@ export interface ChunkPrediction {
 /** The parts that predict; a model being trained has these before its metadata. */
 export type Predictor = Pick<TrainedModel, 'encoder' | 'forest'>;
 
-/** Predicts a chunk already held as columns (the evaluator's and trainer's path). */
+/** Predicts a chunk already held as columns, with its class probabilities. */
 export function predictColumns(model: Predictor, columns: InvoiceColumns): ChunkPrediction {
   return predictEncoded(model, model.encoder.encodeColumns(columns));
+}
+
+/** The predicted class of each row of a chunk held as columns (the evaluator's and trainer's path). */
+export function classifyColumns(
+  model: Predictor,
+  columns: InvoiceColumns,
+): Omit<ChunkPrediction, 'probabilities'> {
+  const encoded = model.encoder.encodeColumns(columns);
+  return { predicted: predictClasses(model.forest, encoded.bins, encoded.rows), encoded };
 }
 
 function predictEncoded(model: Predictor, encoded: EncodedMatrix): ChunkPrediction {

@@ -54,6 +54,17 @@ export interface TrainingResult {
   holdout: EvaluationReport;
   /** The serialized artifact (metadata.sizeBytes is its byte length). */
   artifact: string;
+  /** Wall seconds per phase, to show where a training run's time goes. */
+  phaseSeconds: TrainingPhases;
+}
+
+export interface TrainingPhases {
+  /** Parse, validate and split the batches into columns (streamed together). */
+  read: number;
+  encode: number;
+  fit: number;
+  holdoutMetrics: number;
+  serialize: number;
 }
 
 export interface BatchSource {
@@ -85,6 +96,7 @@ export async function trainFromBatches(
   options: TrainingOptions,
 ): Promise<TrainingResult> {
   const cpuAtStart = process.cpuUsage();
+  const startedAt = performance.now();
   const set = new TrainingSet(checkedOptions(options).holdoutFraction);
   let rejectedRows = 0;
   for (const source of sources) {
@@ -100,6 +112,7 @@ export async function trainFromBatches(
     sources.map((s) => s.name),
     rejectedRows,
     cpuAtStart,
+    startedAt,
   );
 }
 
@@ -109,9 +122,10 @@ export async function trainFromRows(
   options: TrainingOptions & { dataWindow?: string[] },
 ): Promise<TrainingResult> {
   const cpuAtStart = process.cpuUsage();
+  const startedAt = performance.now();
   const set = new TrainingSet(checkedOptions(options).holdoutFraction);
   for (const row of rows) set.add(row);
-  return finish(set, options, options.dataWindow ?? [], 0, cpuAtStart);
+  return finish(set, options, options.dataWindow ?? [], 0, cpuAtStart, startedAt);
 }
 
 function checkedOptions(options: TrainingOptions): { holdoutFraction: number } {
@@ -143,7 +157,16 @@ async function finish(
   batchNames: string[],
   rejectedRows: number,
   cpuAtStart: NodeJS.CpuUsage,
+  startedAt: number,
 ): Promise<TrainingResult> {
+  let lapAt = startedAt;
+  const lap = (): number => {
+    const now = performance.now();
+    const seconds = (now - lapAt) / 1000;
+    lapAt = now;
+    return seconds;
+  };
+  const read = lap();
   const { train, holdout } = set;
   if (train.length === 0) {
     throw new ValidationError(
@@ -161,6 +184,7 @@ async function finish(
   const labelRank = train.labelDictionary.values.map((c) => classes.indexOf(c));
   const labelIds = train.labelIds;
   for (let r = 0; r < train.length; r++) labels[r] = labelRank[labelIds[r]];
+  const encode = lap();
 
   const newTrees = previous
     ? Math.min(options.trees, options.warmStartTrees ?? Math.ceil(options.trees * WARM_START_NEW_SHARE))
@@ -187,10 +211,12 @@ async function finish(
     },
   );
   const forest: Forest = previous ? mergeForests(previous.forest, grown, options.trees, classes) : grown;
+  const fit = lap();
 
   const evaluator = new ChunkedEvaluator({ encoder, forest });
   evaluator.addColumns(holdout);
   const holdoutReport = evaluator.report();
+  const holdoutMetrics = lap();
 
   const trainedAt = new Date().toISOString();
   const cpu = process.cpuUsage(cpuAtStart);
@@ -220,6 +246,7 @@ async function finish(
     trainingCpuSeconds: Math.round(cpuSeconds * 1000) / 1000,
   };
   const { model, text } = sealModel(metadata, encoder, forest);
+  const phaseSeconds = { read, encode, fit, holdoutMetrics, serialize: lap() };
   return {
     model,
     metadata: model.metadata,
@@ -227,6 +254,7 @@ async function finish(
     cpuSeconds,
     holdout: holdoutReport,
     artifact: text,
+    phaseSeconds,
   };
 }
 

@@ -1,6 +1,8 @@
 import { METRIC } from '../telemetry/telemetry';
+import { withCarbonDeadline } from '../carbon/deadline';
 import { describeError } from '../errors';
 import { zoneForRegion } from '../carbon/provider';
+import { carbonPollNeed, type PollNeed, type WaitingRequest } from '../policy/carbonPollNeed';
 import { nextOccurrence, parseSchedule } from './ncrontab';
 import {
   START_TRAINING_EVENT,
@@ -10,18 +12,25 @@ import {
 } from './contracts';
 import type { PipelineContext } from './context';
 import { APP_TAG } from './context';
-import { candidateRegions, gatherRegionCarbon, planFromCarbon } from './planning';
+import { candidateRegions, gatherRegionCarbon, planFromCarbon, type RegionCarbon } from './planning';
 import { isActive, startRetrainSingleton, type OrchestrationClient } from './orchestrationClient';
+import type { PendingRetrain } from './pendingRetrains';
 
 /**
- * The timer-triggered carbon poller: records intensity and forecasts for every candidate region
- * (the fallback chain caches them in Blob Storage), re-plans every waiting retrain with the fresh
- * forecast and tells its orchestration when the window opens or the deadline forces a start,
- * restarts orchestrations a crash left without one, and deletes container groups no live
- * orchestration owns (a terminated run cannot clean up after itself).
+ * The timer-triggered carbon poller: re-plans every waiting retrain with a fresh forecast and tells
+ * its orchestration when the window opens or the deadline forces a start, restarts orchestrations a
+ * crash left without one, and deletes container groups no live orchestration owns (a terminated run
+ * cannot clean up after itself).
+ *
+ * Providers are called only when that can change a decision (shared/policy/carbonPollNeed.ts);
+ * otherwise the poll ends after reading the pending table. When it does call them, all regions and
+ * all retries share one deadline (CARBON_POLL_DEADLINE_SECONDS, shorter than the timer period), so a
+ * hanging provider or a `Retry-After: 3600` ends the live link in time and the chain answers from
+ * the cache or the annual average instead.
  */
 export interface PollSummary {
   at: string;
+  carbon: PollNeed;
   readings: { region: string; zone: string; gramsPerKwh: number | null; source: string | null }[];
   signalled: { modelName: string; reason: StartTrainingEvent['reason']; region: string; startAt: string }[];
   restarted: string[];
@@ -48,9 +57,59 @@ export async function pollCarbon(
   const now = ctx.now();
   const nowIso = now.toISOString();
   const nextPollMs = nextOccurrence(parseSchedule(ctx.settings.CARBON_POLL_SCHEDULE), now).getTime();
-  const regions = candidateRegions(ctx);
-  const carbon = await gatherRegionCarbon(ctx, regions);
-  const readings = carbon.map((c) => {
+  const summary: PollSummary = {
+    at: nowIso,
+    carbon: { kind: 'skip', reason: 'no retrain request is waiting for a window' },
+    readings: [],
+    signalled: [],
+    restarted: [],
+    orphansDeleted: [],
+    orphanDeleteFailures: [],
+  };
+  const active = [];
+  for (const pending of await ctx.pending.listWaiting()) {
+    const { request } = pending;
+    const status = await client.status(retrainInstanceId(request.modelName));
+    if (!status || !isActive(status.runtimeStatus)) {
+      // The request was stored but its orchestration never started (or died): start it again.
+      const outcome = await startRetrainSingleton(client, { request, timings, generation: 0 });
+      if (outcome === 'started') summary.restarted.push(request.modelName);
+      continue;
+    }
+    active.push(pending);
+  }
+  summary.carbon = carbonPollNeed({
+    waiting: active.map((p): WaitingRequest => ({
+      modelName: p.request.modelName,
+      deadlineMs: Date.parse(p.request.deadline),
+      signalled: Boolean(p.signalledAt),
+      plannedAtMs: p.latestPlan ? Date.parse(p.updatedAt) : null,
+      planStartMs: p.latestPlan ? Date.parse(p.latestPlan.startAt) : null,
+    })),
+    nowMs: now.getTime(),
+    nextPollMs,
+    forecastRefreshMinutes: ctx.settings.CARBON_FORECAST_REFRESH_MINUTES,
+    expectedTrainingMinutes: ctx.settings.TRAINING_EXPECTED_MINUTES,
+  });
+  if (summary.carbon.kind === 'poll') {
+    const carbon = await withCarbonDeadline(ctx.settings.CARBON_POLL_DEADLINE_SECONDS * 1000, () =>
+      gatherRegionCarbon(ctx, candidateRegions(ctx)),
+    );
+    summary.readings = recordReadings(ctx, carbon);
+    for (const pending of active) {
+      if (!pending.signalledAt) await replan(ctx, client, pending, carbon, nowIso, nextPollMs, summary);
+    }
+  } else {
+    ctx.log(`carbon poll skipped: ${summary.carbon.reason}`);
+  }
+  const sweep = await sweepOrphanContainers(ctx, client);
+  summary.orphansDeleted = sweep.deleted;
+  summary.orphanDeleteFailures = sweep.failed;
+  return summary;
+}
+
+function recordReadings(ctx: PipelineContext, carbon: readonly RegionCarbon[]): PollSummary['readings'] {
+  return carbon.map((c) => {
     const zone = zoneForRegion(ctx.carbon, c.region);
     if (c.latestGramsPerKwh !== null) {
       ctx.telemetry.metric(METRIC.carbonIntensity, c.latestGramsPerKwh, {
@@ -62,49 +121,37 @@ export async function pollCarbon(
     }
     return { region: c.region, zone, gramsPerKwh: c.latestGramsPerKwh, source: c.forecast?.quality ?? null };
   });
+}
 
-  const summary: PollSummary = {
-    at: nowIso,
-    readings,
-    signalled: [],
-    restarted: [],
-    orphansDeleted: [],
-    orphanDeleteFailures: [],
-  };
-  for (const pending of await ctx.pending.listWaiting()) {
-    const { request } = pending;
-    const instanceId = retrainInstanceId(request.modelName);
-    const status = await client.status(instanceId);
-    if (!status || !isActive(status.runtimeStatus)) {
-      // The request was stored but its orchestration never started (or died): start it again.
-      const outcome = await startRetrainSingleton(client, { request, timings, generation: 0 });
-      if (outcome === 'started') summary.restarted.push(request.modelName);
-      continue;
-    }
-    if (pending.signalledAt) continue;
-    const { plan } = planFromCarbon(ctx, request, nowIso, carbon);
-    await ctx.pending.recordPlan(request.modelName, request.requestId, plan, nowIso);
-    const opensBeforeNextPoll = Date.parse(plan.startAt) < nextPollMs;
-    if (plan.kind === 'startNow' || opensBeforeNextPoll) {
-      const reason: StartTrainingEvent['reason'] = plan.kind === 'startNow' ? 'deadline' : 'window-open';
-      await client.raiseEvent(instanceId, START_TRAINING_EVENT, {
-        reason,
-        plan,
-      } satisfies StartTrainingEvent);
-      await ctx.pending.markSignalled(request.modelName, request.requestId, nowIso);
-      summary.signalled.push({
-        modelName: request.modelName,
-        reason,
-        region: plan.region,
-        startAt: plan.startAt,
-      });
-      ctx.log(`signalled ${instanceId}: ${reason}, ${plan.region} at ${plan.startAt}`);
-    }
+async function replan(
+  ctx: PipelineContext,
+  client: OrchestrationClient,
+  pending: PendingRetrain,
+  carbon: readonly RegionCarbon[],
+  nowIso: string,
+  nextPollMs: number,
+  summary: PollSummary,
+): Promise<void> {
+  const { request } = pending;
+  const instanceId = retrainInstanceId(request.modelName);
+  const { plan } = planFromCarbon(ctx, request, nowIso, carbon);
+  await ctx.pending.recordPlan(request.modelName, request.requestId, plan, nowIso);
+  const opensBeforeNextPoll = Date.parse(plan.startAt) < nextPollMs;
+  if (plan.kind === 'startNow' || opensBeforeNextPoll) {
+    const reason: StartTrainingEvent['reason'] = plan.kind === 'startNow' ? 'deadline' : 'window-open';
+    await client.raiseEvent(instanceId, START_TRAINING_EVENT, {
+      reason,
+      plan,
+    } satisfies StartTrainingEvent);
+    await ctx.pending.markSignalled(request.modelName, request.requestId, nowIso);
+    summary.signalled.push({
+      modelName: request.modelName,
+      reason,
+      region: plan.region,
+      startAt: plan.startAt,
+    });
+    ctx.log(`signalled ${instanceId}: ${reason}, ${plan.region} at ${plan.startAt}`);
   }
-  const sweep = await sweepOrphanContainers(ctx, client);
-  summary.orphansDeleted = sweep.deleted;
-  summary.orphanDeleteFailures = sweep.failed;
-  return summary;
 }
 
 /**

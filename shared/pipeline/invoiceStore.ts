@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
-import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
-import type { TableClient } from '@azure/data-tables';
-import { z } from 'zod';
+import type { BlobClient, BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { NotFoundError, ValidationError } from '../errors';
-import { parseJsonWith } from '../validation';
+import { classifyBatchName } from './batchNames';
 
 /**
  * Blob layout of the `invoices` container:
@@ -21,14 +18,27 @@ const PREFIX = {
   reports: 'reports/',
 };
 
-const BATCH_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
-
+/** For inputs that must name a legal batch (uploads, the training job's DATA_BLOBS). */
 export function assertBatchName(name: string): string {
-  if (!BATCH_NAME.test(name) || name.includes('..')) {
-    throw new ValidationError(`Invalid batch name "${name}": letters, digits, dot, dash and underscore only`);
+  const verdict = classifyBatchName(name);
+  if (verdict.kind === 'illegal') {
+    throw new ValidationError(`Invalid batch name ${JSON.stringify(name)}: ${verdict.reason}`);
   }
   return name;
 }
+
+export interface IncomingBlob {
+  name: string;
+  etag: string;
+  lastModified: string;
+}
+
+/** What a move did: `superseded` when the source changed or vanished before it was copied. */
+export type MoveResult = 'moved' | 'superseded';
+
+/** Metadata on a moved copy naming the incoming version it came from, so a retried move can tell. */
+const SOURCE_ETAG_METADATA = 'greenmlsourceetag';
+const plainEtag = (etag: string) => etag.replace(/"/g, '');
 
 export interface AcceptedBatch {
   name: string;
@@ -62,9 +72,7 @@ export class InvoiceStore {
 
   async incomingProperties(name: string): Promise<{ etag: string; sizeBytes: number } | null> {
     try {
-      const props = await this.container
-        .getBlobClient(PREFIX.incoming + assertBatchName(name))
-        .getProperties();
+      const props = await this.container.getBlobClient(PREFIX.incoming + name).getProperties();
       return { etag: props.etag ?? '', sizeBytes: props.contentLength ?? 0 };
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) return null;
@@ -73,17 +81,25 @@ export class InvoiceStore {
   }
 
   async listIncoming(): Promise<string[]> {
-    const names: string[] = [];
+    return (await this.listIncomingBlobs()).map((b) => b.name);
+  }
+
+  async listIncomingBlobs(): Promise<IncomingBlob[]> {
+    const out: IncomingBlob[] = [];
     for await (const item of this.container.listBlobsFlat({ prefix: PREFIX.incoming })) {
-      names.push(item.name.slice(PREFIX.incoming.length));
+      out.push({
+        name: item.name.slice(PREFIX.incoming.length),
+        etag: item.properties.etag ?? '',
+        lastModified: item.properties.lastModified.toISOString(),
+      });
     }
-    return names;
+    return out;
   }
 
   /** Streams an incoming batch as it is at `etag` (a replaced upload is a different delivery). */
   async openIncoming(name: string, etag: string): Promise<NodeJS.ReadableStream> {
     const response = await this.container
-      .getBlobClient(PREFIX.incoming + assertBatchName(name))
+      .getBlobClient(PREFIX.incoming + name)
       .download(0, undefined, { conditions: { ifMatch: etag } });
     if (!response.readableStreamBody) throw new NotFoundError(`incoming/${name} has no body`);
     return response.readableStreamBody;
@@ -115,29 +131,40 @@ export class InvoiceStore {
     return out.sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt) || a.name.localeCompare(b.name));
   }
 
-  async accept(name: string, etag: string): Promise<void> {
-    await this.moveIncoming(name, etag, PREFIX.accepted + name);
+  async accept(name: string, etag: string): Promise<MoveResult> {
+    return this.moveIncoming(name, etag, PREFIX.accepted + name);
   }
 
+  /** Whether `accepted/{name}` holds the copy of this very upload (a retried step checks this). */
+  async isAccepted(name: string, etag: string): Promise<boolean> {
+    return this.isCopyOf(this.container.getBlobClient(PREFIX.accepted + name), etag);
+  }
+
+  /**
+   * Moves an incoming batch to quarantine/{targetName} with a reason file. `targetName` is the
+   * batch's own name, or a safe one for an illegal name (the reason file keeps the original).
+   */
   async quarantine(
     name: string,
     etag: string,
     reason: { code: string; message: string; details?: unknown },
-  ): Promise<void> {
+    targetName: string = name,
+    quarantinedAt: string = new Date().toISOString(),
+  ): Promise<MoveResult> {
     await this.container
-      .getBlockBlobClient(`${PREFIX.quarantine}${assertBatchName(name)}.reason.json`)
+      .getBlockBlobClient(`${PREFIX.quarantine}${targetName}.reason.json`)
       .uploadData(
         Buffer.from(
-          JSON.stringify({ batch: name, quarantinedAt: new Date().toISOString(), ...reason }, null, 2),
+          JSON.stringify({ batch: targetName, originalName: name, etag, quarantinedAt, ...reason }, null, 2),
         ),
         { blobHTTPHeaders: { blobContentType: 'application/json' } },
       );
-    await this.moveIncoming(name, etag, PREFIX.quarantine + name);
+    return this.moveIncoming(name, etag, PREFIX.quarantine + targetName);
   }
 
   async quarantineReason(name: string): Promise<unknown> {
     const response = await this.container
-      .getBlobClient(`${PREFIX.quarantine}${assertBatchName(name)}.reason.json`)
+      .getBlobClient(`${PREFIX.quarantine}${name}.reason.json`)
       .downloadToBuffer();
     return JSON.parse(response.toString('utf8'));
   }
@@ -152,105 +179,63 @@ export class InvoiceStore {
 
   async writeReport(name: string, report: unknown): Promise<void> {
     await this.container
-      .getBlockBlobClient(`${PREFIX.reports}${assertBatchName(name)}.json`)
+      .getBlockBlobClient(`${PREFIX.reports}${name}.json`)
       .uploadData(Buffer.from(JSON.stringify(report, null, 2)), {
         blobHTTPHeaders: { blobContentType: 'application/json' },
       });
   }
 
   async readReport(name: string): Promise<unknown> {
-    const buffer = await this.container
-      .getBlobClient(`${PREFIX.reports}${assertBatchName(name)}.json`)
-      .downloadToBuffer();
+    const buffer = await this.container.getBlobClient(`${PREFIX.reports}${name}.json`).downloadToBuffer();
     return JSON.parse(buffer.toString('utf8'));
   }
 
-  /** Server-side copy, then delete the source only if it is still the version we processed. */
-  private async moveIncoming(name: string, etag: string, target: string): Promise<void> {
-    const source = this.container.getBlobClient(PREFIX.incoming + assertBatchName(name));
-    const poller = await this.container
-      .getBlobClient(target)
-      .beginCopyFromURL(source.url, { sourceConditions: { ifMatch: etag } });
-    await poller.pollUntilDone();
+  /**
+   * Server-side copy, then delete the source only if it is still the version we processed. Safe to
+   * repeat after a failure at any point: a copy already made is recognised by its metadata.
+   */
+  private async moveIncoming(name: string, etag: string, target: string): Promise<MoveResult> {
+    const source = this.container.getBlobClient(PREFIX.incoming + name);
+    const copy = this.container.getBlobClient(target);
+    if (!(await this.isCopyOf(copy, etag))) {
+      try {
+        const poller = await copy.beginCopyFromURL(source.url, {
+          sourceConditions: { ifMatch: etag },
+          metadata: { [SOURCE_ETAG_METADATA]: plainEtag(etag) },
+        });
+        await poller.pollUntilDone();
+      } catch (error) {
+        // 404/412: the source is gone or was replaced; a racing worker may have copied it first.
+        const status = statusOf(error);
+        if (status !== 404 && status !== 412) throw error;
+        if (!(await this.isCopyOf(copy, etag))) {
+          // Only a source that really changed is superseded; anything else is a failure to retry.
+          if ((await this.incomingProperties(name))?.etag === etag) throw error;
+          return 'superseded';
+        }
+      }
+    }
     try {
       await source.delete({ conditions: { ifMatch: etag } });
     } catch (error) {
-      // 404: a retried delivery already moved it; 412: replaced by a newer upload, which gets its own event.
-      const status = (error as { statusCode?: number }).statusCode;
+      // 404: already deleted by an earlier attempt; 412: replaced by a newer upload with its own event.
+      const status = statusOf(error);
       if (status !== 404 && status !== 412) throw error;
+    }
+    return 'moved';
+  }
+
+  private async isCopyOf(copy: BlobClient, etag: string): Promise<boolean> {
+    try {
+      const props = await copy.getProperties();
+      return props.metadata?.[SOURCE_ETAG_METADATA] === plainEtag(etag) && props.copyStatus !== 'pending';
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
     }
   }
 }
 
-/**
- * Exactly-once processing of blob deliveries, keyed on name + ETag: Event Grid and the blob
- * trigger both deliver at least once, and a re-upload under the same name is a new batch.
- */
-const CLAIM_SCHEMA = z.object({
-  status: z.enum(['processing', 'done']),
-  claimedAt: z.string(),
-  outcome: z.string(),
-});
-export type ClaimResult = 'claimed' | 'already-done' | 'in-progress-elsewhere';
-
-export class ProcessedBatchLedger {
-  constructor(
-    private readonly table: TableClient,
-    private readonly staleAfterMs = 10 * 60_000,
-  ) {}
-
-  async ensureTable(): Promise<void> {
-    await this.table.createTable();
-  }
-
-  static keyOf(name: string, etag: string): string {
-    return createHash('sha256').update(`${name}\n${etag}`).digest('hex');
-  }
-
-  async claim(name: string, etag: string, nowIso: string): Promise<ClaimResult> {
-    const rowKey = ProcessedBatchLedger.keyOf(name, etag);
-    const body = JSON.stringify({ status: 'processing', claimedAt: nowIso, outcome: '' });
-    try {
-      await this.table.createEntity({ partitionKey: 'batch', rowKey, name, body });
-      return 'claimed';
-    } catch (error) {
-      if ((error as { statusCode?: number }).statusCode !== 409) throw error;
-    }
-    const entity = await this.table.getEntity<{ body: string }>('batch', rowKey);
-    const claim = parseJsonWith(CLAIM_SCHEMA, entity.body, 'batch claim');
-    if (claim.status === 'done') return 'already-done';
-    if (Date.parse(nowIso) - Date.parse(claim.claimedAt) < this.staleAfterMs) return 'in-progress-elsewhere';
-    // The earlier worker died mid-way: take over, but only if nobody else just did.
-    try {
-      await this.table.updateEntity({ partitionKey: 'batch', rowKey, name, body }, 'Replace', {
-        etag: entity.etag,
-      });
-      return 'claimed';
-    } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 412) return 'in-progress-elsewhere';
-      throw error;
-    }
-  }
-
-  async finish(name: string, etag: string, outcome: string, nowIso: string): Promise<void> {
-    const rowKey = ProcessedBatchLedger.keyOf(name, etag);
-    await this.table.upsertEntity(
-      {
-        partitionKey: 'batch',
-        rowKey,
-        name,
-        body: JSON.stringify({ status: 'done', claimedAt: nowIso, outcome }),
-      },
-      'Replace',
-    );
-  }
-
-  /** Lets a delivery that failed transiently be retried instead of being reported as in progress. */
-  async release(name: string, etag: string): Promise<void> {
-    try {
-      await this.table.deleteEntity('batch', ProcessedBatchLedger.keyOf(name, etag));
-    } catch (error) {
-      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
-    }
-  }
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
 }

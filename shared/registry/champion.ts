@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SHA256_HEX_SCHEMA } from './integrity';
 import { REGISTRY_VERSION_ID_SCHEMA } from './names';
 
 const reason = z.string().trim().min(1, 'a reason is required').max(1000);
@@ -18,6 +19,8 @@ export const CHAMPION_POINTER_SCHEMA = z.discriminatedUnion('action', [
     /** Champion this promotion replaced; null for the first champion. */
     previousVersionId: REGISTRY_VERSION_ID_SCHEMA.nullable(),
     sequence,
+    /** SHA-256 of the champion's artifact, checked again when it is loaded (absent in old pointers). */
+    artifactSha256: SHA256_HEX_SCHEMA.optional(),
   }),
   z.strictObject({
     action: z.literal('rollback'),
@@ -27,6 +30,7 @@ export const CHAMPION_POINTER_SCHEMA = z.discriminatedUnion('action', [
     /** Champion that was rolled back; a rollback always replaces one. */
     previousVersionId: REGISTRY_VERSION_ID_SCHEMA,
     sequence,
+    artifactSha256: SHA256_HEX_SCHEMA.optional(),
   }),
 ]);
 

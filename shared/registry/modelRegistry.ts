@@ -1,8 +1,10 @@
 import type { BlobServiceClient, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
+import type { z } from 'zod';
 import { ConflictError, NotFoundError, ProviderError, ValidationError } from '../errors';
 import { MODEL_METADATA_SCHEMA, type ModelMetadata } from '../model/metadata';
 import { parseJsonWith, parseWith } from '../validation';
 import { asReadable, mapWithLimit, readAllText } from './blobIo';
+import { ArtifactIntegrityError, HashingStream, SHA256_HEX_SCHEMA, sha256Hex } from './integrity';
 import {
   CHAMPION_POINTER_SCHEMA,
   CHANGE_OPTIONS_SCHEMA,
@@ -23,6 +25,12 @@ const UPLOAD_BLOCK_BYTES = 4 * 1024 * 1024;
 const UPLOAD_CONCURRENCY = 4;
 const READ_CONCURRENCY = 8;
 
+/**
+ * `versions/{id}/metadata.json`: the model's metadata plus the SHA-256 of its artifact, so a load
+ * can tell the bytes it got are the bytes that were trained (the artifact cannot hold its own hash).
+ */
+const VERSION_RECORD_SCHEMA = MODEL_METADATA_SCHEMA.extend({ artifactSha256: SHA256_HEX_SCHEMA.optional() });
+
 export interface ModelRegistryOptions {
   /** Blob container holding every model; `models` unless a test wants its own. */
   containerName?: string;
@@ -32,8 +40,8 @@ export interface ModelRegistryOptions {
  * Model versions, the champion pointer and its history in one blob container.
  *
  * Layout (per model):
- * - `versions/{id}/model.json` then `versions/{id}/metadata.json`, both created with
- *   `ifNoneMatch: '*'`. Metadata is written last and listing looks only for metadata, so a crash
+ * - `versions/{id}/model.json` then `versions/{id}/metadata.json` (the version record: metadata and
+ *   the artifact's SHA-256), both created with `ifNoneMatch: '*'`. Metadata is written last and listing looks only for metadata, so a crash
  *   mid-upload leaves an unlisted artifact, never a listed version without one.
  * - `champion.json`, replaced only by compare-and-swap on its ETag.
  * - `history/{sequence}.json`, created once each with `ifNoneMatch: '*'`.
@@ -84,9 +92,11 @@ export class ModelRegistry {
 
     const artifactBlob = this.blob(registryPaths.artifact(modelName, versionId));
     const conditions = { ifNoneMatch: '*' };
+    let artifactSha256: string;
     try {
       if (typeof artifact === 'string' || Buffer.isBuffer(artifact)) {
         const bytes = typeof artifact === 'string' ? Buffer.from(artifact, 'utf8') : artifact;
+        artifactSha256 = sha256Hex(bytes);
         await artifactBlob.uploadData(bytes, {
           conditions,
           blobHTTPHeaders: JSON_HEADERS,
@@ -97,10 +107,15 @@ export class ModelRegistry {
       } else {
         // Blocks are staged as they arrive and committed at the end, so the whole artifact is
         // never in memory and the condition is checked on the commit.
-        await artifactBlob.uploadStream(asReadable(artifact), UPLOAD_BLOCK_BYTES, UPLOAD_CONCURRENCY, {
+        const hashing = new HashingStream();
+        asReadable(artifact)
+          .on('error', (error: Error) => hashing.destroy(error))
+          .pipe(hashing);
+        await artifactBlob.uploadStream(hashing, UPLOAD_BLOCK_BYTES, UPLOAD_CONCURRENCY, {
           conditions,
           blobHTTPHeaders: JSON_HEADERS,
         });
+        artifactSha256 = hashing.digest();
       }
     } catch (error) {
       if (classifyBlobFailure(error)?.kind === 'already-exists') {
@@ -112,7 +127,7 @@ export class ModelRegistry {
       throw storageError(error, `upload the artifact of ${label}`, this.containerName);
     }
 
-    const body = JSON.stringify(checked, null, 2);
+    const body = JSON.stringify({ ...checked, artifactSha256 }, null, 2);
     try {
       await metadataBlob.upload(body, Buffer.byteLength(body), { conditions, blobHTTPHeaders: JSON_HEADERS });
     } catch (error) {
@@ -127,6 +142,14 @@ export class ModelRegistry {
   }
 
   async getVersionMetadata(modelName: string, versionId: string): Promise<ModelMetadata> {
+    const { artifactSha256: _hash, ...metadata } = await this.readVersionRecord(modelName, versionId);
+    return metadata;
+  }
+
+  private async readVersionRecord(
+    modelName: string,
+    versionId: string,
+  ): Promise<z.output<typeof VERSION_RECORD_SCHEMA>> {
     const model = checkModelName(modelName);
     const version = checkVersionId(versionId);
     const path = registryPaths.metadata(model, version);
@@ -135,33 +158,41 @@ export class ModelRegistry {
     return this.parseMetadata(text, model, version);
   }
 
-  /** The artifact as text: the model loads it whole anyway, so this is the one place it is buffered. */
-  async downloadArtifact(modelName: string, versionId: string): Promise<string> {
-    return readAllText(await this.openArtifact(modelName, versionId));
+  /** The SHA-256 recorded for a version's artifact (null for a version stored before hashes). */
+  async getArtifactSha256(modelName: string, versionId: string): Promise<string | null> {
+    return (await this.readVersionRecord(modelName, versionId)).artifactSha256 ?? null;
   }
 
-  /** Streams the artifact of a complete version (NotFoundError for an absent or unfinished one). */
-  async openArtifact(modelName: string, versionId: string): Promise<NodeJS.ReadableStream> {
+  /**
+   * The artifact as text, verified: its bytes must hash to the SHA-256 of the version record and,
+   * when given (the champion pointer's), to `expectedSha256` too; otherwise ArtifactIntegrityError.
+   * The model loads it whole anyway, so this is the one place it is buffered.
+   */
+  async downloadArtifact(
+    modelName: string,
+    versionId: string,
+    options: { expectedSha256?: string } = {},
+  ): Promise<string> {
     const model = checkModelName(modelName);
     const version = checkVersionId(versionId);
     const label = `${model}/${version}`;
-    if (
-      !(await this.blobExists(this.blob(registryPaths.metadata(model, version)), `check version ${label}`))
-    ) {
-      throw new NotFoundError(`Model version ${label} does not exist`);
-    }
+    const record = await this.readVersionRecord(model, version);
+    let bytes: Buffer;
     try {
       // maxRetryRequests lets the SDK resume a broken download from the last byte received.
-      const response = await this.blob(registryPaths.artifact(model, version)).download(0, undefined, {
-        maxRetryRequests: 5,
+      bytes = await this.blob(registryPaths.artifact(model, version)).downloadToBuffer(0, undefined, {
+        maxRetryRequestsPerBlock: 5,
       });
-      if (!response.readableStreamBody) {
-        throw new ProviderError('PROVIDER_RESPONSE_INVALID', `No body downloading ${label}`, 'blob-storage');
-      }
-      return response.readableStreamBody;
     } catch (error) {
       throw storageError(error, `download the artifact of ${label}`, this.containerName);
     }
+    const actual = sha256Hex(bytes);
+    const recorded = record.artifactSha256 ?? null;
+    if (recorded !== actual) throw new ArtifactIntegrityError(label, 'version record', recorded, actual);
+    if (options.expectedSha256 !== undefined && options.expectedSha256 !== actual) {
+      throw new ArtifactIntegrityError(label, 'champion pointer', options.expectedSha256, actual);
+    }
+    return bytes.toString('utf8');
   }
 
   /** Complete versions, newest `trainedAt` first (ties by version id, descending). */
@@ -216,7 +247,7 @@ export class ModelRegistry {
     const model = checkModelName(modelName);
     const version = checkVersionId(versionId);
     const { reason, expectedChampion } = parseWith(CHANGE_OPTIONS_SCHEMA, options, 'promote options');
-    await this.getVersionMetadata(model, version);
+    const artifactSha256 = await this.getArtifactSha256(model, version);
 
     const current = await this.getChampion(model);
     const change = { action: 'promote', versionId: version, fromVersionId: expectedChampion } as const;
@@ -233,6 +264,7 @@ export class ModelRegistry {
       reason,
       previousVersionId: seen,
       sequence: (current?.pointer.sequence ?? 0) + 1,
+      ...(artifactSha256 === null ? {} : { artifactSha256 }),
     };
     return this.swapChampion(model, current, next, change);
   }
@@ -263,7 +295,7 @@ export class ModelRegistry {
       );
     }
     const target = stack[stack.length - 2];
-    await this.getVersionMetadata(model, target);
+    const artifactSha256 = await this.getArtifactSha256(model, target);
     const next: ChampionPointer = {
       action: 'rollback',
       versionId: target,
@@ -271,6 +303,7 @@ export class ModelRegistry {
       reason: parsed.reason,
       previousVersionId: current.pointer.versionId,
       sequence: current.pointer.sequence + 1,
+      ...(artifactSha256 === null ? {} : { artifactSha256 }),
     };
     return this.swapChampion(model, current, next, change);
   }
@@ -375,8 +408,12 @@ export class ModelRegistry {
     return entries;
   }
 
-  private parseMetadata(text: string, model: string, version: string): ModelMetadata {
-    const metadata = parseJsonWith(MODEL_METADATA_SCHEMA, text, `metadata of ${model}/${version}`);
+  private parseMetadata(
+    text: string,
+    model: string,
+    version: string,
+  ): z.output<typeof VERSION_RECORD_SCHEMA> {
+    const metadata = parseJsonWith(VERSION_RECORD_SCHEMA, text, `metadata of ${model}/${version}`);
     if (metadata.modelName !== model || metadata.versionId !== version) {
       throw new ValidationError(
         `Metadata stored at ${model}/${version} names ${metadata.modelName}/${metadata.versionId}`,

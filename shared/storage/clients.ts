@@ -20,20 +20,34 @@ type StorageSettings = Pick<
  * Builds blob and table clients either from a connection string (Azurite, local runs) or from
  * service URIs and DefaultAzureCredential (Azure, managed identity; no keys in settings).
  */
+/** Fault-injection tests turn the SDKs' retries off so every injected failure reaches our code. */
+export interface StorageTransportOptions {
+  withoutRetries?: boolean;
+}
+
 export function createStorageClients(
   settings: StorageSettings,
   credential?: TokenCredential,
+  transport: StorageTransportOptions = {},
 ): StorageClients {
   const connectionString = settings.DataStorage;
   if (connectionString) {
     // Azurite serves plain http on loopback; the table SDK refuses that unless told.
     const allowInsecureConnection = /DefaultEndpointsProtocol=http;/i.test(connectionString);
-    const blobs = BlobServiceClient.fromConnectionString(connectionString);
-    const tables = TableServiceClient.fromConnectionString(connectionString, { allowInsecureConnection });
+    const { withoutRetries } = transport;
+    const tableOptions = {
+      allowInsecureConnection,
+      ...(withoutRetries ? { retryOptions: { maxRetries: 0 } } : {}),
+    };
+    const blobs = BlobServiceClient.fromConnectionString(
+      connectionString,
+      withoutRetries ? { retryOptions: { maxTries: 1 } } : {},
+    );
+    const tables = TableServiceClient.fromConnectionString(connectionString, tableOptions);
     return {
       blobs,
       tables,
-      table: (name) => TableClient.fromConnectionString(connectionString, name, { allowInsecureConnection }),
+      table: (name) => TableClient.fromConnectionString(connectionString, name, tableOptions),
     };
   }
   const blobUri = settings.DataStorage__blobServiceUri;

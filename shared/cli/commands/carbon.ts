@@ -3,7 +3,12 @@ import { z } from 'zod';
 import { ValidationError } from '../../errors';
 import { parseWith } from '../../validation';
 import { type ChainFailure, FallbackChain } from '../../carbon/fallbackChain';
-import { type CarbonSettings, createCarbonProvider, loadCarbonSettings } from '../../carbon/factory';
+import {
+  type CarbonSettings,
+  chainChecksFrom,
+  createCarbonProvider,
+  loadCarbonSettings,
+} from '../../carbon/factory';
 import { resolveRegion } from '../../carbon/provider';
 import type { Forecast, IntensityPoint } from '../../carbon/types';
 import { table } from '../table';
@@ -50,7 +55,6 @@ export interface CarbonCliDeps {
   readonly env?: Record<string, string | undefined>;
   readonly out?: (text: string) => void;
   readonly err?: (text: string) => void;
-  readonly fetch?: typeof fetch;
 }
 
 function chainFor(
@@ -68,9 +72,10 @@ function chainFor(
   const at = options.at;
   const now = at ? () => at : () => new Date();
   return new FallbackChain({
-    live: createCarbonProvider(settings, { now, fetch: deps.fetch }),
+    live: createCarbonProvider(settings, { now }),
     now,
     onFailure: (failure) => failures.push(failure),
+    checks: chainChecksFrom(settings),
   });
 }
 

@@ -2,7 +2,12 @@ import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { annualAverageFor } from '../../carbon/annualAverage';
 import { findAzureRegion, RESIDENCY_RULES } from '../../carbon/azureRegions';
-import { createCarbonProvider, loadCarbonSettings, type CarbonSettings } from '../../carbon/factory';
+import {
+  chainChecksFrom,
+  createCarbonProvider,
+  loadCarbonSettings,
+  type CarbonSettings,
+} from '../../carbon/factory';
 import { type ChainFailure, FallbackChain } from '../../carbon/fallbackChain';
 import { MAX_HORIZON_HOURS, resolveRegion } from '../../carbon/provider';
 import { SETTINGS_SCHEMA } from '../../config';
@@ -83,7 +88,6 @@ export interface BestWindowDeps {
   readonly env?: Record<string, string | undefined>;
   readonly out?: (text: string) => void;
   readonly err?: (text: string) => void;
-  readonly fetch?: typeof fetch;
 }
 
 export interface BestWindowResult {
@@ -147,9 +151,10 @@ export async function carbonBestWindow(
 
   const failures: ChainFailure[] = [];
   const chain = new FallbackChain({
-    live: createCarbonProvider(settings, { now, fetch: deps.fetch }),
+    live: createCarbonProvider(settings, { now }),
     now,
     onFailure: (failure) => failures.push(failure),
+    checks: chainChecksFrom(settings),
   });
   const candidates: RegionCandidate[] = [];
   const zones = new Map<string, string>();

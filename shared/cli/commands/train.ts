@@ -102,7 +102,9 @@ export function register(program: Command): void {
         },
       });
       growing.done();
+      const writeStartedAt = performance.now();
       await writeModelFile(options.out, result.artifact);
+      const write = (performance.now() - writeStartedAt) / 1000;
       process.stdout.write(
         `${JSON.stringify(
           {
@@ -110,6 +112,7 @@ export function register(program: Command): void {
             metadata: result.metadata,
             rejectedRows: result.rejectedRows,
             cpuSeconds: result.cpuSeconds,
+            phaseSeconds: { ...result.phaseSeconds, write },
             holdout: result.holdout,
           },
           null,

@@ -32,7 +32,7 @@ afterEach(async () => {
 test('live -> cached reading (with age, after a restart) -> annual average', async () => {
   server.route('GET', '/carbon-intensity/latest', { body: emPoint('2025-06-01T12:00:00.000Z', 321) });
   const first = await new FallbackChain({ live, cache: cache(), now }).latestWithTrail('NL');
-  expect(first).toMatchObject({ servedBy: 'live', ageMinutes: 0, failures: [] });
+  expect(first).toMatchObject({ servedBy: 'live', ageMinutes: 20, failures: [] });
   expect(first.value).toMatchObject({ gramsPerKwh: 321, source: 'measured', provider: 'electricitymaps' });
 
   // the API goes down and the host restarts: a new chain and a new cache instance

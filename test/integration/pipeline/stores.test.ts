@@ -2,7 +2,8 @@ import { Readable } from 'node:stream';
 import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
 import { ConflictError } from '../../../shared/errors';
 import { PendingRetrainStore, mergeRequests } from '../../../shared/pipeline/pendingRetrains';
-import { InvoiceStore, ProcessedBatchLedger } from '../../../shared/pipeline/invoiceStore';
+import { InvoiceStore } from '../../../shared/pipeline/invoiceStore';
+import { ProcessedBatchLedger } from '../../../shared/pipeline/batchLedger';
 import { ServingStateStore } from '../../../shared/pipeline/servingState';
 import type { RetrainRequest } from '../../../shared/pipeline/contracts';
 import { testStorage, uniqueName } from '../../support/storage';
@@ -145,14 +146,27 @@ describe('InvoiceStore and ProcessedBatchLedger', () => {
     const store = new InvoiceStore(s.blobs, uniqueName('inv'));
     await store.ensureContainer();
     const etag = await store.upload('week-1.csv', Buffer.from('a,b\n1,2\n'));
-    const ledger = new ProcessedBatchLedger(s.table(uniqueName('ledger')));
+    const ledger = new ProcessedBatchLedger(s.table(uniqueName('ledger')), 10 * 60_000);
     await ledger.ensureTable();
-    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:00:00Z')).toBe('claimed');
-    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:01:00Z')).toBe('in-progress-elsewhere');
-    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:30:00Z')).toBe('claimed'); // stale: taken over
-    await store.accept('week-1.csv', etag);
-    await ledger.finish('week-1.csv', etag, 'accepted', '2024-01-01T00:31:00Z');
-    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:32:00Z')).toBe('already-done');
+    const first = await ledger.claim('week-1.csv', etag, '2024-01-01T00:00:00Z');
+    expect(first.kind).toBe('claimed');
+    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:01:00Z')).toMatchObject({ kind: 'busy' });
+    // The lease ran out: another worker takes over the journal; the first one's next write fails.
+    const second = await ledger.claim('week-1.csv', etag, '2024-01-01T00:30:00Z');
+    expect(second).toMatchObject({ kind: 'claimed', claim: { attempts: 2 } });
+    if (first.kind !== 'claimed' || second.kind !== 'claimed') throw new Error('unreachable');
+    expect(second.claim.journal.evaluatedAt).toBe('2024-01-01T00:00:00Z');
+    await expect(ledger.save(first.claim, '2024-01-01T00:30:01Z')).rejects.toMatchObject({
+      code: 'CONFLICT',
+      retryable: true,
+    });
+    expect(await store.accept('week-1.csv', etag)).toBe('moved');
+    expect(await store.accept('week-1.csv', etag)).toBe('moved'); // a repeated move is a no-op
+    await ledger.finish(second.claim, 'accepted', '2024-01-01T00:31:00Z');
+    expect(await ledger.claim('week-1.csv', etag, '2024-01-01T00:32:00Z')).toMatchObject({
+      kind: 'done',
+      outcome: 'accepted',
+    });
     expect(await store.listIncoming()).toEqual([]);
     expect((await store.listAccepted()).map((b) => b.name)).toEqual(['week-1.csv']);
 
@@ -166,7 +180,7 @@ describe('InvoiceStore and ProcessedBatchLedger', () => {
     expect(await store.listIncoming()).toEqual([]);
   });
 
-  it('rejects batch names that could escape their prefix', async () => {
+  it('rejects uploads under batch names that could escape their prefix', async () => {
     const store = new InvoiceStore(testStorage().blobs, uniqueName('inv'));
     await expect(store.upload('../models/x.json', Buffer.from('x'))).rejects.toThrow(/Invalid batch name/);
   });

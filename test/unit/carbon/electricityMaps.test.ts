@@ -1,7 +1,7 @@
 import { ProviderError } from '../../../shared/errors';
 import { ElectricityMapsProvider } from '../../../shared/carbon/electricityMaps';
 import { latestForRegion } from '../../../shared/carbon/provider';
-import { type LoopbackServer, recordingSleep, startLoopbackServer } from '../../support/loopbackHttp';
+import { type LoopbackServer, startLoopbackServer } from '../../support/loopbackHttp';
 
 const TOKEN = 'em-token-abc';
 const NOW_MS = Date.parse('2025-03-04T13:41:00Z');
@@ -11,12 +11,20 @@ let provider: ElectricityMapsProvider;
 let delaysMs: number[];
 beforeEach(async () => {
   server = await startLoopbackServer();
-  const sleep = recordingSleep();
-  delaysMs = sleep.delaysMs;
+  delaysMs = [];
   provider = new ElectricityMapsProvider({
     baseUrl: `${server.baseUrl}/v3`,
     token: TOKEN,
-    http: { timeoutMs: 2000, maxRetries: 2, sleep: sleep.sleep, random: () => 0.5, now: () => NOW_MS },
+    http: {
+      timeoutMs: 2000,
+      maxRetries: 2,
+      baseDelayMs: 10,
+      random: () => 0.5,
+      now: () => NOW_MS,
+      onRetry: (d) => {
+        if (d.kind === 'retry') delaysMs.push(d.delayMs);
+      },
+    },
   });
 });
 afterEach(async () => {
@@ -138,11 +146,11 @@ test('forecast refused for the plan is PROVIDER_UNAUTHORIZED and never leaks the
 
 test('429 with Retry-After, then success', async () => {
   server.script('GET', '/v3/carbon-intensity/latest', [
-    { status: 429, headers: { 'retry-after': '2' }, body: { message: 'Too many requests' } },
+    { status: 429, headers: { 'retry-after': '0.03' }, body: { message: 'Too many requests' } },
     { body: emPoint('2025-03-04T13:00:00.000Z', 280) },
   ]);
   expect((await provider.latest('DE')).gramsPerKwh).toBe(280);
-  expect(delaysMs).toEqual([2000]);
+  expect(delaysMs).toEqual([30]);
 });
 
 test('a body missing carbonIntensity is PROVIDER_RESPONSE_INVALID', async () => {

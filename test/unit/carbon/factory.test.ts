@@ -49,7 +49,6 @@ describe('settings reach the HTTP client', () => {
       CARBON_HTTP_MAX_RETRIES: '2',
     });
     const chain = createCarbonChain(settings, {
-      sleep: async () => undefined,
       now: () => new Date('2025-06-01T12:00:00Z'),
     });
     const outcome = await chain.latestWithTrail('DE');

@@ -1,7 +1,14 @@
 import { z } from 'zod';
 import { ProviderError } from '../../../shared/errors';
-import { JsonHttpClient, type HttpClientOptions, parseRetryAfterMs } from '../../../shared/carbon/http';
-import { type LoopbackServer, recordingSleep, startLoopbackServer } from '../../support/loopbackHttp';
+import { withCarbonDeadline } from '../../../shared/carbon/deadline';
+import {
+  JsonHttpClient,
+  type HttpClientOptions,
+  type RetryDecision,
+  isRetryableStatus,
+  parseRetryAfterMs,
+} from '../../../shared/carbon/http';
+import { type LoopbackServer, startLoopbackServer } from '../../support/loopbackHttp';
 
 const SCHEMA = z.object({ value: z.number() });
 const SECRET = 'sk-very-secret-token-123';
@@ -17,16 +24,25 @@ afterEach(async () => {
 function client(overrides: Partial<HttpClientOptions> = {}): {
   client: JsonHttpClient;
   delaysMs: number[];
+  decisions: RetryDecision[];
 } {
-  const { sleep, delaysMs } = recordingSleep();
+  const decisions: RetryDecision[] = [];
+  const delaysMs: number[] = [];
   return {
     delaysMs,
+    decisions,
     client: new JsonHttpClient({
       provider: 'test',
       baseUrl: server.baseUrl,
       timeoutMs: 2000,
       maxRetries: 3,
-      sleep,
+      // Real waits (the Azure SDK's retry policy sleeps itself), so the tests keep them short.
+      baseDelayMs: 20,
+      retryAfterCapMs: 60,
+      onRetry: (d) => {
+        decisions.push(d);
+        if (d.kind === 'retry') delaysMs.push(d.delayMs);
+      },
       random: () => 0.5,
       secrets: () => [SECRET],
       ...overrides,
@@ -95,24 +111,25 @@ test('401 and 403 are PROVIDER_UNAUTHORIZED without retries, and echoed secrets 
 
 test('429 waits for Retry-After seconds, then succeeds', async () => {
   server.script('GET', '/thing', [
-    { status: 429, headers: { 'retry-after': '7' }, body: { message: 'slow down' } },
+    { status: 429, headers: { 'retry-after': '0.04' }, body: { message: 'slow down' } },
     { body: { value: 1 } },
   ]);
   const { client: c, delaysMs } = client();
   await expect(get(c)).resolves.toEqual({ value: 1 });
-  expect(delaysMs).toEqual([7000]);
+  expect(delaysMs).toEqual([40]);
 });
 
 test('Retry-After as an HTTP date is relative to now and capped', async () => {
   const nowMs = Date.parse('2025-03-04T12:00:00Z');
   server.script('GET', '/thing', [
-    { status: 503, headers: { 'retry-after': 'Tue, 04 Mar 2025 12:00:30 GMT' } },
+    { status: 503, headers: { 'retry-after': 'Tue, 04 Mar 2025 12:00:00 GMT' } },
     { status: 503, headers: { 'retry-after': '3600' } },
     { body: { value: 2 } },
   ]);
-  const { client: c, delaysMs } = client({ now: () => nowMs, retryAfterCapMs: 60_000 });
+  const { client: c, delaysMs } = client({ now: () => nowMs, retryAfterCapMs: 50 });
   await expect(get(c)).resolves.toEqual({ value: 2 });
-  expect(delaysMs).toEqual([30_000, 60_000]);
+  expect(delaysMs).toEqual([0, 50]);
+  expect(parseRetryAfterMs('Tue, 04 Mar 2025 12:00:30 GMT', nowMs)).toBe(30_000);
   expect(parseRetryAfterMs('soon', nowMs)).toBeUndefined();
   expect(parseRetryAfterMs('Tue, 04 Mar 2025 11:00:00 GMT', nowMs)).toBe(0);
 });
@@ -123,10 +140,10 @@ test('500 then success retries with full-jitter backoff', async () => {
     { status: 502, body: 'bad gateway' },
     { body: { value: 3 } },
   ]);
-  const { client: c, delaysMs } = client({ baseDelayMs: 1000, random: () => 0.5 });
+  const { client: c, delaysMs } = client({ baseDelayMs: 40, random: () => 0.5 });
   await expect(get(c)).resolves.toEqual({ value: 3 });
   // random × base × 2^attempt
-  expect(delaysMs).toEqual([500, 1000]);
+  expect(delaysMs).toEqual([20, 40]);
 });
 
 test('backoff never exceeds the ceiling and is capped at maxDelayMs', () => {
@@ -180,4 +197,34 @@ test('dropped connections are retried network errors', async () => {
 test('204 is NO_DATA', async () => {
   server.route('GET', '/thing', { status: 204 });
   expect((await failure(get(client().client))).code).toBe('NO_DATA');
+});
+
+test('the retry rule: 408, 429 and 5xx except 501/505; never other 4xx', () => {
+  expect([408, 429, 500, 502, 503, 504].every(isRetryableStatus)).toBe(true);
+  expect([400, 401, 403, 404, 409, 422, 501, 505].some(isRetryableStatus)).toBe(false);
+});
+
+test('408 is retried', async () => {
+  server.script('GET', '/thing', [{ status: 408, body: 'timeout' }, { body: { value: 6 } }]);
+  await expect(get(client().client)).resolves.toEqual({ value: 6 });
+  expect(server.requestsTo('/thing')).toHaveLength(2);
+});
+
+test('inside a poll deadline, a Retry-After beyond it ends the call at once with the server answer', async () => {
+  server.route('GET', '/thing', { status: 429, headers: { 'retry-after': '3600' }, body: 'busy' });
+  const { client: c, decisions } = client({ retryAfterCapMs: 3_600_000 });
+  const error = await failure(withCarbonDeadline(2000, () => get(c)));
+  expect(error.code).toBe('PROVIDER_HTTP');
+  expect(error.statusCode).toBe(429);
+  expect(error.message).toMatch(/Retry-After 3600 s is beyond the \d+ ms left of the poll deadline/);
+  expect(decisions).toEqual([expect.objectContaining({ kind: 'give-up', attempt: 0 })]);
+  expect(server.requestsTo('/thing')).toHaveLength(1);
+});
+
+test('a hanging server ends at the poll deadline even with a long per-request timeout', async () => {
+  server.route('GET', '/thing', { delayMs: 60_000, body: { value: 1 } });
+  const { client: c } = client({ timeoutMs: 30_000, maxRetries: 5 });
+  const error = await failure(withCarbonDeadline(300, () => get(c)));
+  expect(error.code).toBe('TIMEOUT');
+  expect(error.message).toMatch(/timed out after \d+ ms|poll deadline of 300 ms/);
 });

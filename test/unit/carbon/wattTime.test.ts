@@ -1,12 +1,7 @@
 import { ProviderError } from '../../../shared/errors';
 import { forecastForRegion } from '../../../shared/carbon/provider';
 import { LBS_PER_MWH_TO_GRAMS_PER_KWH, WattTimeProvider } from '../../../shared/carbon/wattTime';
-import {
-  type LoopbackServer,
-  type RecordedRequest,
-  recordingSleep,
-  startLoopbackServer,
-} from '../../support/loopbackHttp';
+import { type LoopbackServer, type RecordedRequest, startLoopbackServer } from '../../support/loopbackHttp';
 
 const USER = 'green';
 const PASSWORD = 'pa55-word!';
@@ -30,7 +25,7 @@ beforeEach(async () => {
     baseUrl: server.baseUrl,
     username: USER,
     password: PASSWORD,
-    http: { timeoutMs: 2000, maxRetries: 1, sleep: recordingSleep().sleep, now: () => nowMs },
+    http: { timeoutMs: 2000, maxRetries: 1, baseDelayMs: 10, now: () => nowMs },
   });
 });
 afterEach(async () => {

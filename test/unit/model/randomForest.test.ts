@@ -2,14 +2,25 @@ import { serializeModel } from '../../../shared/model/artifact';
 import {
   argmaxRows,
   mergeForests,
+  predictClasses,
   predictProba,
   resolveFeaturesPerSplit,
   type Forest,
 } from '../../../shared/model/randomForest';
 import { trainFromRows, type TrainingOptions } from '../../../shared/model/training';
-import { growTree, LEAF, type Tree, type TrainingMatrix } from '../../../shared/model/tree';
+import {
+  growTree as growOnColumns,
+  LEAF,
+  toColumns,
+  type Tree,
+  type TrainingMatrix,
+  type TreeParams,
+} from '../../../shared/model/tree';
 import { mulberry32 } from '../../../shared/model/random';
 import { syntheticRows } from './syntheticInvoices';
+import { generateWeek } from '../../../shared/invoices/generator';
+import { encodeRows } from '../../../shared/model/features';
+import { LEAF_SCALE } from '../../../shared/model/tree';
 
 const options: TrainingOptions = {
   trees: 8,
@@ -21,6 +32,11 @@ const options: TrainingOptions = {
   versionId: 'v1',
   threads: 1,
 };
+
+/** Grows on a row-major matrix, transposed as trainForest does. */
+function growTree(matrix: TrainingMatrix, params: TreeParams, seed: number): Tree {
+  return growOnColumns(toColumns(matrix), params, seed);
+}
 
 /** Label = 1 when feature 1's bin is above 5, else 0; feature 0 is noise. */
 function ruleMatrix(rows: number, seed: number): TrainingMatrix {
@@ -83,6 +99,32 @@ describe('growTree', () => {
     expect(pruned.feature.length).toBeLessThan(bushy.feature.length);
     const sampled = resample(matrix, 5);
     for (const rows of walk(pruned, sampled).leafRows.values()) expect(rows).toBeGreaterThanOrEqual(40);
+  });
+
+  it('stores in each leaf the class shares of the bootstrap draws that reach it', () => {
+    const matrix = ruleMatrix(3000, 6);
+    const random = mulberry32(2);
+    for (let r = 0; r < matrix.rows; r++) if (random() < 0.2) matrix.labels[r] = 1 - matrix.labels[r];
+    // Deep enough to be exact, shallow enough that leaves hold many, mixed, repeated draws.
+    const tree = growTree(matrix, { featuresPerSplit: 1, minSamplesLeaf: 25, maxDepth: 32 }, 9);
+    const sampled = resample(matrix, 9);
+    const counts = new Map<number, [number, number]>();
+    for (let r = 0; r < sampled.rows; r++) {
+      let node = 0;
+      while (tree.feature[node] !== LEAF) {
+        const bin = sampled.bins[r * sampled.features + tree.feature[node]];
+        node = bin <= tree.threshold[node] ? tree.child[node] : tree.child[node] + 1;
+      }
+      const pair = counts.get(node) ?? [0, 0];
+      pair[sampled.labels[r]]++;
+      counts.set(node, pair);
+    }
+    expect(counts.size).toBeGreaterThan(10);
+    for (const [node, [zeros, ones]] of counts) {
+      const leaf = tree.child[node] * 2;
+      expect(tree.leafValues[leaf]).toBe(Math.round((zeros / (zeros + ones)) * 65535));
+      expect(tree.leafValues[leaf + 1]).toBe(Math.round((ones / (zeros + ones)) * 65535));
+    }
   });
 
   it('keeps leaf distributions normalised', () => {
@@ -153,5 +195,44 @@ describe('random forest on invoices', () => {
     expect(oldVote[2]).toBe(0);
     expect(newVote[1]).toBe(0);
     expect(newVote[2]).toBeCloseTo(1, 4);
+  });
+});
+
+/** The straightforward soft vote the optimised predictProba must equal bit for bit. */
+function referenceProba(forest: Forest, bins: Uint16Array, rows: number): Float32Array {
+  const K = forest.classes.length;
+  const sums = new Float64Array(rows * K);
+  for (const tree of forest.trees) {
+    for (let r = 0; r < rows; r++) {
+      let node = 0;
+      while (tree.feature[node] !== LEAF) {
+        const bin = bins[r * forest.features + tree.feature[node]];
+        node = bin <= tree.threshold[node] ? tree.child[node] : tree.child[node] + 1;
+      }
+      for (let k = 0; k < K; k++) sums[r * K + k] += tree.leafValues[tree.child[node] * K + k];
+    }
+  }
+  return Float32Array.from(sums, (v) => v / (LEAF_SCALE * forest.trees.length));
+}
+
+describe('prediction', () => {
+  it('gives the same probabilities and classes as the plain walk on a seeded model', async () => {
+    const world = { scenario: 'supplier-churn' as const, weeks: 3, rowsPerWeek: 3000, seed: 5 };
+    const { model } = await trainFromRows(generateWeek(world, 0), { ...options, trees: 21 });
+    // A later week: drifted rows, unseen suppliers, close votes.
+    const rows = [...generateWeek(world, 2)];
+    const { bins } = encodeRows(model.encoder, rows);
+    const K = model.forest.classes.length;
+    const probabilities = predictProba(model.forest, bins, rows.length);
+    expect(Array.from(probabilities)).toEqual(Array.from(referenceProba(model.forest, bins, rows.length)));
+    const classes = predictClasses(model.forest, bins, rows.length);
+    expect(Array.from(classes)).toEqual(Array.from(argmaxRows(probabilities, K)));
+    // Some rows must be undecided until late, or the early stop was not exercised.
+    let close = 0;
+    for (let r = 0; r < rows.length; r++) {
+      const sorted = Array.from(probabilities.subarray(r * K, (r + 1) * K)).sort((a, b) => b - a);
+      if (sorted[0] - sorted[1] < 0.2) close++;
+    }
+    expect(close).toBeGreaterThan(10);
   });
 });

@@ -1,0 +1,248 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { TableClient } from '@azure/data-tables';
+import { z } from 'zod';
+import { ConflictError } from '../errors';
+import { parseJsonWith } from '../validation';
+
+/**
+ * One row per delivery of a batch (name + ETag): the claim and the journal of the effects already
+ * done. Event Grid delivers at least once and a worker can die between any two effects, so the
+ * evaluator writes each step's result here before the next step and a later delivery (or the
+ * incoming sweep) resumes from it instead of starting over or answering "duplicate".
+ *
+ * A claim is a lease: it expires `ttlMs` after it was taken or last extended, and an expired claim
+ * can be taken over. Every write is a compare-and-swap on the row's ETag, so a worker that lost its
+ * claim to a takeover finds out at its next write (a retryable ConflictError) and stops.
+ */
+export const SCORED_SCHEMA = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('quarantine'),
+    code: z.string(),
+    message: z.string(),
+    details: z.record(z.string(), z.unknown()).optional(),
+    /** Illegal names are kept under a safe name; the original is in the reason file. */
+    targetName: z.string(),
+  }),
+  z.object({
+    kind: z.literal('evaluated'),
+    /** The evaluation record minus its action, fixed when the batch was scored. */
+    draft: z.record(z.string(), z.unknown()),
+  }),
+  z.object({ kind: z.literal('superseded'), reason: z.string() }),
+]);
+export type Scored = z.output<typeof SCORED_SCHEMA>;
+
+export const BATCH_JOURNAL_SCHEMA = z.object({
+  /** When the delivery was first claimed: the evaluation's time on every resumed attempt. */
+  evaluatedAt: z.string(),
+  scored: SCORED_SCHEMA.optional(),
+  moved: z.boolean().optional(),
+  submitted: z
+    .object({ outcome: z.enum(['created', 'merged', 'queued-next']), escalated: z.boolean() })
+    .optional(),
+  /** Set before the orchestration call, so a resumed attempt knows the start may have been its own. */
+  starting: z.boolean().optional(),
+  action: z.string().optional(),
+  recorded: z.boolean().optional(),
+});
+export type BatchJournal = z.output<typeof BATCH_JOURNAL_SCHEMA>;
+
+const ROW_BODY_SCHEMA = z.object({
+  status: z.enum(['processing', 'done']),
+  outcome: z.string().default(''),
+  attempts: z.number().int().nonnegative().default(1),
+  journal: BATCH_JOURNAL_SCHEMA.optional(),
+  // Rows written before the journal existed carry only their claim time.
+  claimedAt: z.string().optional(),
+});
+
+interface LedgerEntity {
+  partitionKey: string;
+  rowKey: string;
+  name: string;
+  blobEtag: string;
+  status: 'processing' | 'done';
+  leaseUntil: string;
+  owner: string;
+  body: string;
+}
+
+export interface BatchClaim {
+  readonly name: string;
+  readonly etag: string;
+  readonly owner: string;
+  readonly attempts: number;
+  journal: BatchJournal;
+  rowEtag: string;
+}
+
+export type ClaimResult =
+  | { kind: 'claimed'; claim: BatchClaim }
+  | { kind: 'done'; outcome: string; journal: BatchJournal | null }
+  | { kind: 'busy'; leaseUntil: string };
+
+export interface UnfinishedDelivery {
+  name: string;
+  etag: string;
+  leaseUntil: string;
+  attempts: number;
+}
+
+const PARTITION = 'batch';
+
+export class ProcessedBatchLedger {
+  constructor(
+    private readonly table: TableClient,
+    private readonly ttlMs = 10 * 60_000,
+  ) {}
+
+  async ensureTable(): Promise<void> {
+    await this.table.createTable();
+  }
+
+  static keyOf(name: string, etag: string): string {
+    return createHash('sha256').update(`${name}\n${etag}`).digest('hex');
+  }
+
+  private leaseFrom(nowIso: string): string {
+    return new Date(Date.parse(nowIso) + this.ttlMs).toISOString();
+  }
+
+  async claim(name: string, etag: string, nowIso: string): Promise<ClaimResult> {
+    const rowKey = ProcessedBatchLedger.keyOf(name, etag);
+    const owner = randomUUID();
+    const journal: BatchJournal = { evaluatedAt: nowIso };
+    const fresh: LedgerEntity = {
+      partitionKey: PARTITION,
+      rowKey,
+      name,
+      blobEtag: etag,
+      status: 'processing',
+      leaseUntil: this.leaseFrom(nowIso),
+      owner,
+      body: JSON.stringify({ status: 'processing', outcome: '', attempts: 1, journal }),
+    };
+    try {
+      const created = await this.table.createEntity(fresh);
+      return {
+        kind: 'claimed',
+        claim: { name, etag, owner, attempts: 1, journal, rowEtag: created.etag ?? '' },
+      };
+    } catch (error) {
+      if (statusOf(error) !== 409) throw error;
+    }
+    const entity = await this.table.getEntity<LedgerEntity>(PARTITION, rowKey);
+    const row = parseJsonWith(ROW_BODY_SCHEMA, entity.body, 'batch claim');
+    if (row.status === 'done') return { kind: 'done', outcome: row.outcome, journal: row.journal ?? null };
+    const leaseUntil = entity.leaseUntil ?? row.claimedAt ?? nowIso;
+    if (Date.parse(leaseUntil) > Date.parse(nowIso)) return { kind: 'busy', leaseUntil };
+    // The earlier worker died or gave up mid-way: take over its journal, unless someone just did.
+    const attempts = row.attempts + 1;
+    const resumed = row.journal ?? { evaluatedAt: row.claimedAt ?? nowIso };
+    try {
+      const updated = await this.table.updateEntity(
+        {
+          ...fresh,
+          owner,
+          body: JSON.stringify({ status: 'processing', outcome: '', attempts, journal: resumed }),
+        },
+        'Replace',
+        { etag: entity.etag },
+      );
+      return {
+        kind: 'claimed',
+        claim: { name, etag, owner, attempts, journal: resumed, rowEtag: updated.etag ?? '' },
+      };
+    } catch (error) {
+      if (statusOf(error) === 412) return { kind: 'busy', leaseUntil: this.leaseFrom(nowIso) };
+      throw error;
+    }
+  }
+
+  /** Stores the journal after a step and extends the lease; fails if the claim was taken over. */
+  async save(claim: BatchClaim, nowIso: string): Promise<void> {
+    await this.write(claim, 'processing', '', this.leaseFrom(nowIso));
+  }
+
+  async finish(claim: BatchClaim, outcome: string, nowIso: string): Promise<void> {
+    await this.write(claim, 'done', outcome, nowIso);
+  }
+
+  /**
+   * Gives the claim up after a failed step so the next delivery resumes at once instead of waiting
+   * for the lease to run out. Best effort: if this write fails too, the lease still expires.
+   */
+  async release(claim: BatchClaim, nowIso: string): Promise<void> {
+    try {
+      await this.write(claim, 'processing', '', nowIso);
+    } catch {
+      // The lease expiring is the fallback; the original failure is what the caller reports.
+    }
+  }
+
+  /** Claims still processing whose lease ran out (a worker died), oldest lease first. */
+  async listStale(nowIso: string): Promise<UnfinishedDelivery[]> {
+    return (await this.listProcessing()).filter((d) => Date.parse(d.leaseUntil) <= Date.parse(nowIso));
+  }
+
+  /** Unfinished deliveries of one name (a retried event after the batch left incoming/). */
+  async unfinishedFor(name: string): Promise<UnfinishedDelivery[]> {
+    return (await this.listProcessing()).filter((d) => d.name === name);
+  }
+
+  private async listProcessing(): Promise<UnfinishedDelivery[]> {
+    const out: UnfinishedDelivery[] = [];
+    for await (const entity of this.table.listEntities<LedgerEntity>({
+      queryOptions: { filter: `PartitionKey eq '${PARTITION}' and status eq 'processing'` },
+    })) {
+      const row = parseJsonWith(ROW_BODY_SCHEMA, entity.body, 'batch claim');
+      out.push({
+        name: entity.name,
+        etag: entity.blobEtag,
+        leaseUntil: entity.leaseUntil,
+        attempts: row.attempts,
+      });
+    }
+    return out.sort((a, b) => a.leaseUntil.localeCompare(b.leaseUntil));
+  }
+
+  private async write(
+    claim: BatchClaim,
+    status: 'processing' | 'done',
+    outcome: string,
+    leaseUntil: string,
+  ): Promise<void> {
+    try {
+      const updated = await this.table.updateEntity<LedgerEntity>(
+        {
+          partitionKey: PARTITION,
+          rowKey: ProcessedBatchLedger.keyOf(claim.name, claim.etag),
+          name: claim.name,
+          blobEtag: claim.etag,
+          status,
+          leaseUntil,
+          owner: claim.owner,
+          body: JSON.stringify({ status, outcome, attempts: claim.attempts, journal: claim.journal }),
+        },
+        'Replace',
+        { etag: claim.rowEtag },
+      );
+      claim.rowEtag = updated.etag ?? claim.rowEtag;
+    } catch (error) {
+      if (statusOf(error) === 412 || statusOf(error) === 404) {
+        throw new ConflictError(
+          `The claim on ${JSON.stringify(claim.name)} was taken over by another worker`,
+          {
+            retryable: true,
+            cause: error,
+          },
+        );
+      }
+      throw error;
+    }
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}
