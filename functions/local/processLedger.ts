@@ -30,12 +30,17 @@ function startTicksOf(pid: number): string | null {
   }
 }
 
-function alive(entry: LedgerEntry): boolean {
+export function isProcessAlive(pid: number): boolean {
   try {
-    process.kill(entry.pid, 0);
+    process.kill(pid, 0);
+    return true;
   } catch {
     return false;
   }
+}
+
+function alive(entry: LedgerEntry): boolean {
+  if (!isProcessAlive(entry.pid)) return false;
   // Same pid, different start time: the pid was reused by an unrelated process.
   return entry.startTicks === null || startTicksOf(entry.pid) === entry.startTicks;
 }

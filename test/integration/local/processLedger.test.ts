@@ -2,22 +2,13 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ProcessLedger } from '../../../functions/local/processLedger';
+import { ProcessLedger, isProcessAlive } from '../../../functions/local/processLedger';
 
 /**
  * What `npm start --resume` does about a run that was killed with SIGKILL: its children were
  * written to the ledger, so the next run finds and stops them, and never signals a pid that was
  * reused by someone else.
  */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function sleeper(): Promise<number> {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
     detached: true,
@@ -37,10 +28,10 @@ it('stops the processes a killed run left, and forgets them', async () => {
     expect(resumed.live().map((e) => e.pid)).toEqual([pid]);
     const stopped = await resumed.stopLeftovers(2_000);
     expect(stopped.map((e) => e.name)).toEqual(['train-abc']);
-    expect(isAlive(pid)).toBe(false);
+    expect(isProcessAlive(pid)).toBe(false);
     expect(resumed.entries()).toEqual([]);
   } finally {
-    if (isAlive(pid)) process.kill(-pid, 'SIGKILL');
+    if (isProcessAlive(pid)) process.kill(-pid, 'SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -57,9 +48,9 @@ it('never signals a pid whose start time differs from the recorded one (a reused
     fs.writeFileSync(path.join(dir, file), JSON.stringify({ ...entry, startTicks: '1' }));
     expect(ledger.live()).toEqual([]);
     await ledger.stopLeftovers(500);
-    expect(isAlive(pid)).toBe(true);
+    expect(isProcessAlive(pid)).toBe(true);
   } finally {
-    if (isAlive(pid)) process.kill(-pid, 'SIGKILL');
+    if (isProcessAlive(pid)) process.kill(-pid, 'SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
