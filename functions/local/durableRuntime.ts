@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as df from 'durable-functions';
 import { InvocationContext } from '@azure/functions';
-import { describeError } from '../../shared/errors';
+import { ConflictError, InternalError, NotFoundError, describeError } from '../../shared/errors';
 import type {
   DurableStore,
   InstanceRecord,
@@ -20,6 +20,24 @@ import type {
  *
  * Time is a clock the caller owns: timers fire when the caller advances it, which lets the demo
  * and the tests run days of virtual time in seconds.
+ *
+ * PINNED INTERNALS. The library has no public replay API, so this emulator relies on parts of
+ * durable-functions that are private or `@hidden` (test/integration/durable/durableInternals.test.ts
+ * fails loudly when an upgrade changes any of them; VERIFIED_DURABLE_FUNCTIONS_VERSION names the
+ * version they were checked against):
+ * 1. module `durable-functions/lib/src/util/testingUtils`: `createOrchestrator(fn)` (the host's
+ *    listener) and `DurableOrchestrationInput` with its positional constructor
+ *    (instanceId, history, input, longRunningTimerIntervalDuration, maximumShortTimerDuration,
+ *    defaultHttpAsyncRequestSleepTimeMillseconds, schemaVersion, isReplaying);
+ * 2. the listener's result, `OrchestratorState` (@hidden): `{ isDone, actions: IAction[][], output,
+ *    error, customStatus }`, and its failure encoding: a thrown Error whose message ends with
+ *    `$OutOfProcData$:<OrchestratorState JSON>` (error/OrchestrationFailureError);
+ * 3. `ActionType` numbers (actions/ActionType) and the action fields read here: functionName,
+ *    input (JSON-encoded by Utils.processInput when a string), retryOptions, fireAt, isCanceled;
+ * 4. `HistoryEventType` numbers (history/HistoryEventType) and the PascalCase history fields the
+ *    replay reads: EventType, EventId, IsPlayed, Timestamp, Name, Input, Result, TaskScheduledId,
+ *    TimerId, FireAt, Reason, Details;
+ * 5. the public `df.DummyOrchestrationContext` as the invocation context of an episode.
  */
 
 // The library exposes its replay entry points only as internals; durable-functions is pinned.
@@ -40,7 +58,10 @@ const testingUtils = require('durable-functions/lib/src/util/testingUtils') as {
   ) => unknown;
 };
 
-const EventType = {
+/** The durable-functions version whose internals (above) this emulator was checked against. */
+export const VERIFIED_DURABLE_FUNCTIONS_VERSION = '3.5.0';
+
+export const EventType = {
   ExecutionStarted: 0,
   TaskScheduled: 4,
   TaskCompleted: 5,
@@ -52,7 +73,10 @@ const EventType = {
   EventRaised: 15,
 } as const;
 
-const ActionType = {
+/** How the library reports an orchestrator that threw: its state JSON after this label. */
+export const OUT_OF_PROC_DATA = /\$OutOfProcData\$:([\s\S]*)$/;
+
+export const ActionType = {
   CallActivity: 0,
   CallActivityWithRetry: 1,
   ContinueAsNew: 4,
@@ -107,7 +131,7 @@ export interface LocalDurableRuntimeOptions {
 
 const ACTIVE: readonly RuntimeStatus[] = ['Pending', 'Running'];
 
-export class NonDeterministicOrchestrationError extends Error {}
+export class NonDeterministicOrchestrationError extends InternalError {}
 
 export class LocalDurableRuntime {
   private readonly listeners = new Map<
@@ -123,10 +147,10 @@ export class LocalDurableRuntime {
 
   /** Starts an instance; like the host's default, refuses to replace one that is still active. */
   async startNew(name: string, options: { instanceId: string; input?: unknown }): Promise<string> {
-    if (!this.listeners.has(name)) throw new Error(`No orchestration named ${name}`);
+    if (!this.listeners.has(name)) throw new NotFoundError(`No orchestration named ${name}`);
     const existing = await this.options.store.getInstance(options.instanceId);
     if (existing && ACTIVE.includes(existing.status)) {
-      throw new Error(`An active instance with ID '${options.instanceId}' already exists.`);
+      throw new ConflictError(`An active instance with ID '${options.instanceId}' already exists.`);
     }
     const nowIso = this.options.now().toISOString();
     const record: InstanceRecord = {
@@ -154,7 +178,7 @@ export class LocalDurableRuntime {
   async raiseEvent(instanceId: string, eventName: string, data: unknown): Promise<void> {
     const record = await this.options.store.getInstance(instanceId);
     if (!record || !ACTIVE.includes(record.status)) {
-      throw new Error(`No active instance ${instanceId} to raise ${eventName} on`);
+      throw new NotFoundError(`No active instance ${instanceId} to raise ${eventName} on`);
     }
     await this.options.store.enqueueEvent(instanceId, {
       name: eventName,
@@ -213,7 +237,8 @@ export class LocalDurableRuntime {
       for (const { r, due } of candidates) {
         due.sort((a, b) => Date.parse(a.dueAt) - Date.parse(b.dueAt));
         await this.processWork(r, due[0]);
-        if (++episodes >= maxEpisodes) throw new Error('episode limit reached: orchestration is looping');
+        if (++episodes >= maxEpisodes)
+          throw new InternalError('episode limit reached: orchestration is looping');
       }
     }
   }
@@ -342,7 +367,7 @@ export class LocalDurableRuntime {
 
   private async episode(record: InstanceRecord): Promise<void> {
     const listener = this.listeners.get(record.name);
-    if (!listener) throw new Error(`No orchestration named ${record.name}`);
+    if (!listener) throw new NotFoundError(`No orchestration named ${record.name}`);
     const history = await this.options.store.readHistory(record.instanceId, record.execution);
     const binding = new testingUtils.DurableOrchestrationInput(
       record.instanceId,
@@ -362,7 +387,7 @@ export class LocalDurableRuntime {
     try {
       state = (await listener(binding, context)) as OrchestratorState;
     } catch (error) {
-      const match = /\$OutOfProcData\$:([\s\S]*)$/.exec(describeError(error));
+      const match = OUT_OF_PROC_DATA.exec(describeError(error));
       const failed = match ? (JSON.parse(match[1]) as OrchestratorState) : null;
       record.status = 'Failed';
       record.error = failed?.error ?? describeError(error);
@@ -436,7 +461,7 @@ export class LocalDurableRuntime {
         } as StoredHistoryEvent);
         if (!action.isCanceled) record.pending.push({ kind: 'timer', timerId: taskId, dueAt: fireAt });
       } else if (action.actionType !== ActionType.WaitForExternalEvent) {
-        throw new Error(`Unsupported orchestrator action ${action.actionType} in the local runtime`);
+        throw new InternalError(`Unsupported orchestrator action ${action.actionType} in the local runtime`);
       }
       record.actionTaskIds.push(taskId);
     }

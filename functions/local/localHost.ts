@@ -1,4 +1,5 @@
-import { LocalDurableRuntime } from './durableRuntime';
+import type { InvocationContext } from '@azure/functions';
+import { LocalDurableRuntime, type ActivityHandler } from './durableRuntime';
 import { TableDurableStore } from './durableStore';
 import { localOrchestrationClient } from './localOrchestrationClient';
 import type { VirtualClock } from './virtualClock';
@@ -25,6 +26,8 @@ import { describeError } from '../../shared/errors';
 export interface LocalHostEvents {
   onPoll?(summary: PollSummary): void;
   onBatch?(outcome: BatchOutcome): void;
+  /** Awaited around every activity (the crash matrix pauses here to kill at a named step). */
+  onActivity?(name: string, phase: 'before' | 'after'): Promise<void>;
 }
 
 export class LocalHost {
@@ -59,7 +62,21 @@ export class LocalHost {
       ctx.storage.table,
       ctx.settings.TASKHUB_NAME,
     );
-    const activities = activityHandlers(async () => ctx);
+    const handlers = activityHandlers(async () => ctx);
+    const hook = events.onActivity;
+    const activities: Record<string, ActivityHandler> = hook
+      ? Object.fromEntries(
+          Object.entries(handlers).map(([name, handler]) => [
+            name,
+            async (input: unknown, invocation: InvocationContext) => {
+              await hook(name, 'before');
+              const result = await handler(input, invocation);
+              await hook(name, 'after');
+              return result;
+            },
+          ]),
+        )
+      : handlers;
     const runtime = new LocalDurableRuntime({
       store,
       now: clock.now,

@@ -22,6 +22,10 @@ import { describeError, isGreenMlError } from '../../shared/errors';
 import type { PipelineContext } from '../../shared/pipeline/context';
 import { buildDemoReport } from './demoReport';
 import { servingDemoSummary } from '../../shared/serving/servingDemo';
+import { LocalLauncher, defaultEntrypoints } from '../../shared/containers/localLauncher';
+import { ProcessLedger } from './processLedger';
+import { restoreServingApis } from './recovery';
+import { crashPointFromEnv, type CrashPoint } from './crashPoint';
 
 /**
  * `npm start`: the whole pipeline on this machine, on embedded defaults. Azurite is started for
@@ -64,6 +68,15 @@ async function uploadWeek(ctx: PipelineContext, generator: GeneratorOptions, wee
 export async function runDemo(options: DemoOptions): Promise<{ reportPath: string; summaryPath: string }> {
   const outDir = path.resolve(options.out);
   const azuriteDir = path.join(outDir, 'azurite');
+  // Whatever a killed earlier run left (Azurite, trainings, model APIs) is stopped first: it would
+  // hold the data folder, and an old model API would outlive this run.
+  const ledger = new ProcessLedger(path.join(outDir, 'processes'));
+  const leftovers = await ledger.stopLeftovers();
+  if (leftovers.length > 0) {
+    process.stdout.write(
+      `stopped ${leftovers.length} process(es) an interrupted run left: ${leftovers.map((e) => e.name).join(', ')}\n`,
+    );
+  }
   if (!options.resume) fs.rmSync(azuriteDir, { recursive: true, force: true });
   fs.mkdirSync(azuriteDir, { recursive: true });
   const generator: GeneratorOptions = {
@@ -75,10 +88,18 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
   };
   const startedAt = Date.now();
   let azurite: RunningAzurite | null = null;
+  let launcher: LocalLauncher | null = null;
+  const stopSignals = handleStopSignals(async () => {
+    await launcher?.close();
+    await azurite?.stop();
+    for (const pid of azurite?.pids ?? []) ledger.forget('azurite', pid);
+  }, options);
+  const crashPoint = crashPointFromEnv(process.env);
   const clock = new VirtualClock(new Date(`${weekStartDate(generator, 0)}T00:00:00Z`));
   const progress = (message: string) => process.stdout.write(`[${stamp(clock)}] ${message}\n`);
   try {
     azurite = await startAzurite({ location: azuriteDir });
+    for (const pid of azurite.pids) ledger.record('azurite', pid, { group: false });
     progress(
       `Azurite on 127.0.0.1:${azurite.blobPort} (blob) and :${azurite.tablePort} (table), data in ${azuriteDir}`,
     );
@@ -90,7 +111,15 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
     const settings: Settings = loadSettings(env);
     const telemetry = new RecordingTelemetry(clock.now);
     const verbose = process.env.LOG_LEVEL === 'debug';
+    launcher = new LocalLauncher({
+      entrypoints: defaultEntrypoints(settings),
+      processes: {
+        started: (groupName, pid) => ledger.record(groupName, pid, { group: true }),
+        ended: (groupName, pid) => ledger.forget(groupName, pid),
+      },
+    });
     const ctx = await composePipeline(settings, {
+      launcher,
       now: clock.now,
       telemetry,
       log: (message) => {
@@ -100,6 +129,8 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
     });
     const resumeState = await readResumeState(outDir, options.resume);
     if (resumeState) clock.advanceTo(new Date(resumeState.clock));
+    if (options.resume) await restoreServingApis(ctx);
+    let batchesEvaluated = 0;
     const host = await LocalHost.create(ctx, clock, {
       onBatch: (outcome) => {
         if (outcome.kind === 'evaluated') {
@@ -112,6 +143,10 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
         } else if (outcome.kind === 'quarantined') {
           progress(`${outcome.batchName}: quarantined (${outcome.code}) ${outcome.reason}`);
         }
+        batchesEvaluated++;
+      },
+      onActivity: async (name, phase) => {
+        if (crashPoint?.kind === 'activity') await pauseIfReached(crashPoint, name, phase);
       },
     });
     progress(
@@ -128,12 +163,15 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       progress(`uploaded ${name}`);
       await writeResumeState(outDir, { clock: clock.now().toISOString(), nextWeek: week + 1 });
       await host.deliverBlobEvents();
+      if (crashPoint?.kind === 'batch') await pauseIfReached(crashPoint, 'batch', 'after', batchesEvaluated);
     }
     // Let open requests (green windows wait up to their deadline) run to completion.
     const limit = new Date(clock.now().getTime() + 3 * 86_400_000);
     while ((await host.busy()) && clock.now() < limit) {
       await host.runUntil(new Date(Math.min(limit.getTime(), clock.now().getTime() + 6 * 3_600_000)));
     }
+    // A serving API lost to an interruption after its switch is running again before the summary.
+    await restoreServingApis(ctx);
     const { reportPath, summaryText, summary } = await buildDemoReport(ctx, telemetry, {
       outDir,
       scenario: options.scenario,
@@ -145,9 +183,15 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       fromMs: Date.parse(`${weekStartDate(generator, 0)}T00:00:00.000Z`),
       toMs: clock.now().getTime(),
     });
-    // Cleanup: stop the serving API too; the demo leaves nothing running.
-    for (const group of await ctx.launcher.list()) await ctx.launcher.delete(group.groupName);
-    const left = await ctx.launcher.list();
+    // What the crash matrix compares with the uninterrupted run: the champion, and the model APIs
+    // actually running (processes, from the ledger) before the demo stops them.
+    const champion = await ctx.registry.getChampion(settings.MODEL_NAME);
+    const servingRecord = await ctx.serving.get(settings.MODEL_NAME);
+    const modelApisRunning = ledger.live().filter((entry) => entry.name.startsWith('api-')).length;
+    // Cleanup: stop the serving API too; the demo leaves nothing running. Counted from the
+    // process ledger (real processes), not from the launcher's records.
+    await launcher.close();
+    const left = ledger.live().filter((entry) => entry.name !== 'azurite');
     const summaryPath = path.join(outDir, 'summary.json');
     fs.writeFileSync(
       summaryPath,
@@ -155,6 +199,16 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
         {
           ...summary,
           serving: serving.comparison.rows.map((r) => ({ configuration: r.key, ...r.result })),
+          champion: champion
+            ? {
+                versionId: champion.pointer.versionId,
+                accuracy: (
+                  await ctx.registry.getVersionMetadata(settings.MODEL_NAME, champion.pointer.versionId)
+                ).holdoutMetrics.accuracy,
+              }
+            : null,
+          servingVersionId: servingRecord?.versionId ?? null,
+          modelApisRunning,
           containersLeftRunning: left.length,
         },
         null,
@@ -168,8 +222,49 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
     fs.rmSync(path.join(outDir, 'resume.json'), { force: true });
     return { reportPath, summaryPath };
   } finally {
+    await launcher?.close();
     await azurite?.stop();
+    for (const pid of azurite?.pids ?? []) ledger.forget('azurite', pid);
+    stopSignals.dispose();
   }
+}
+
+/**
+ * SIGINT / SIGTERM: stop the children this run started and Azurite (with SIGINT, the signal its
+ * table service saves on), say how to continue, and exit non-zero (128 + signal number).
+ */
+function handleStopSignals(stop: () => Promise<void>, options: DemoOptions): { dispose(): void } {
+  const codes: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`\n${signal}: stopping the containers and Azurite started by this run...\n`);
+    stop()
+      .catch((error: unknown) => process.stderr.write(`while stopping: ${describeError(error)}\n`))
+      .finally(() => {
+        process.stderr.write(
+          `stopped. Continue with: npm start -- --resume --out ${options.out} --scenario ${options.scenario} ` +
+            `--weeks ${options.weeks} --rows-per-week ${options.rowsPerWeek} --seed ${options.seed} --start-date ${options.startDate}\n`,
+        );
+        process.exit(codes[signal] ?? 1);
+      });
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
+/** Prints the crash point's marker and waits for the crash matrix's signal. */
+async function pauseIfReached(point: CrashPoint, name: string, phase: 'before' | 'after', count?: number) {
+  if (!point.matches(name, phase, count)) return;
+  process.stdout.write(`[crash-point] ${point.label}\n`);
+  await new Promise<never>(() => {});
 }
 
 const RESUME_SCHEMA = z.object({ clock: z.string(), nextWeek: z.number().int().nonnegative() });

@@ -1,3 +1,4 @@
+import { isRetryableStatus } from '../errors/classify';
 import {
   ContainerInstanceManagementClient,
   KnownContainerGroupRestartPolicy,
@@ -392,8 +393,7 @@ export function toLaunchFailure(error: unknown, action: string): GreenMlError {
       const transient = /Transitioning|InProgress|AnotherOperation/i.test(armCode ?? '');
       return new ConflictError(message, { retryable: transient, details });
     }
-    const retryable =
-      statusCode === undefined || statusCode === 408 || statusCode === 429 || statusCode >= 500;
+    const retryable = statusCode === undefined || isRetryableStatus(statusCode);
     return new LaunchError(message, { retryable, details });
   }
   // Network-level failures (no HTTP status) are worth retrying from the orchestrator.

@@ -39,6 +39,11 @@ export interface LocalLauncherOptions {
   killGraceMs?: number;
   /** Node binary for children (default: the one running us). */
   nodeExecutable?: string;
+  /**
+   * Told when a child starts and when it is gone, so a host can keep a ledger of its processes
+   * on disk and stop them after it was itself killed (`npm start --resume`).
+   */
+  processes?: { started(groupName: string, pid: number): void; ended(groupName: string, pid: number): void };
 }
 
 /** The project root (the folder holding package.json), from source or from dist/. */
@@ -110,9 +115,11 @@ export class LocalLauncher implements ContainerLauncher {
   private readonly maxLogBytes: number;
   private readonly killGraceMs: number;
   private readonly nodeExecutable: string;
+  private readonly processes?: LocalLauncherOptions['processes'];
   private workDir?: string;
 
   constructor(options: LocalLauncherOptions) {
+    this.processes = options.processes;
     this.entrypoints = { ...options.entrypoints };
     this.maxLogBytes = options.maxLogBytes ?? 1024 * 1024;
     this.killGraceMs = options.killGraceMs ?? 3000;
@@ -191,7 +198,10 @@ export class LocalLauncher implements ContainerLauncher {
         });
         // 'close' (not 'exit') ends the state: by then all output is in the log buffer.
         child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
-          if (group.pid !== undefined) liveProcessGroups.delete(group.pid);
+          if (group.pid !== undefined) {
+            liveProcessGroups.delete(group.pid);
+            this.processes?.ended(spec.groupName, group.pid);
+          }
           if (group.lifecycle.phase !== 'ended') {
             group.lifecycle = {
               phase: 'ended',
@@ -214,6 +224,7 @@ export class LocalLauncher implements ContainerLauncher {
         group.pid = child.pid;
         if (child.pid !== undefined) {
           liveProcessGroups.add(child.pid);
+          this.processes?.started(spec.groupName, child.pid);
           installExitHook();
         }
         group.lifecycle = { phase: 'running', startedAtMs: Date.now() };

@@ -5,6 +5,7 @@ import { parseWith } from '../validation';
 import { modelApiCredentials } from '../modelApi/credentials';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
+import type { ContainerSpec } from '../containers/launcher';
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
 import type { ContainerState, StageUsage } from './contracts';
 
@@ -176,17 +177,16 @@ export async function deleteContainer(
 
 export const MODEL_API_PORT = 8080;
 
-/** Same group name on every call for a run: relaunching a lost API re-creates it in place. */
-export async function launchModelApi(
+/** The model API's container spec; also used to restart a serving API a local host lost. */
+export function modelApiSpec(
   ctx: PipelineContext,
-  input: ParsedActivityInput<'launchModelApi'>,
-): Promise<ActivityOutput<'launchModelApi'>> {
+  api: { groupName: string; modelName: string; versionId: string; instanceId: string; runId: string },
+): ContainerSpec {
   const s = ctx.settings;
-  const groupName = `api-${shortId(input.runId)}`;
   const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
   const auth = modelApiCredentials(ctx.launcher.kind);
-  await ctx.launcher.create({
-    groupName,
+  return {
+    groupName: api.groupName,
     role: 'model-api',
     image: s.MODEL_API_IMAGE,
     region: s.HOME_REGION,
@@ -195,20 +195,30 @@ export async function launchModelApi(
     environment: {
       ...storageEnv.environment,
       ...auth.environment,
-      MODEL_NAME: input.modelName,
-      MODEL_VERSION: input.versionId,
+      MODEL_NAME: api.modelName,
+      MODEL_VERSION: api.versionId,
     },
     secureEnvironment: { ...storageEnv.secureEnvironment, ...auth.secureEnvironment },
     port: MODEL_API_PORT,
     identityResourceId: s.MODEL_API_IDENTITY_ID,
     tags: {
       app: APP_TAG,
-      model: input.modelName,
-      instanceId: input.instanceId,
-      runId: input.runId,
+      model: api.modelName,
+      instanceId: api.instanceId,
+      runId: api.runId,
       stage: 'serve',
     },
-  });
+  };
+}
+
+/** Same group name on every call for a run: relaunching a lost API re-creates it in place. */
+export async function launchModelApi(
+  ctx: PipelineContext,
+  input: ParsedActivityInput<'launchModelApi'>,
+): Promise<ActivityOutput<'launchModelApi'>> {
+  const s = ctx.settings;
+  const groupName = `api-${shortId(input.runId)}`;
+  await ctx.launcher.create(modelApiSpec(ctx, { ...input, groupName }));
   return {
     groupName,
     dataWindow: [],

@@ -1,3 +1,4 @@
+import { isRetryableStatus } from '../errors/classify';
 import { RestError } from '@azure/storage-blob';
 import { ConflictError, GreenMlError, NotFoundError, ProviderError } from '../errors';
 
@@ -43,7 +44,7 @@ export function storageError(error: unknown, action: string, containerName: stri
       return new ConflictError(`Concurrent change while trying to ${action}`, { cause: error });
     case 'other': {
       const status = failure.statusCode;
-      const retryable = status === undefined || status === 408 || status === 429 || status >= 500;
+      const retryable = status === undefined || isRetryableStatus(status);
       return new ProviderError(
         'PROVIDER_HTTP',
         `Blob storage failed to ${action}: HTTP ${status ?? '?'} ${failure.errorCode ?? ''}`.trim(),

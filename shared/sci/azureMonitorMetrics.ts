@@ -1,3 +1,4 @@
+import { isRetryableStatus } from '../errors/classify';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { MetricsClient, type MetricsClientOptions } from '@azure/monitor-query-metrics';
 import { z } from 'zod';
@@ -250,7 +251,7 @@ function toProviderError(error: unknown): Error {
         { statusCode: status, cause: error },
       );
     }
-    const retryable = status === undefined || status === 429 || status >= 500;
+    const retryable = status === undefined || isRetryableStatus(status);
     return new ProviderError(
       'PROVIDER_HTTP',
       `Azure Monitor metrics request failed${status ? ` with ${status}` : ''}: ${rest.data.message}`,

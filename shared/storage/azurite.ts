@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { LaunchError } from '../errors';
 
 /** Azurite's published development account; not a secret (it is in Microsoft's docs). */
 const DEV_ACCOUNT = 'devstoreaccount1';
@@ -10,6 +11,9 @@ export interface RunningAzurite {
   readonly connectionString: string;
   readonly blobPort: number;
   readonly tablePort: number;
+  /** The blob and table service processes (recorded so a resumed run can stop a killed run's). */
+  readonly pids: readonly number[];
+  /** SIGINT: the table service writes its in-memory state to disk only on SIGINT. */
   stop(): Promise<void>;
 }
 
@@ -29,7 +33,7 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null)
-      throw new Error(`Azurite exited with code ${child.exitCode} before listening`);
+      throw new LaunchError(`Azurite exited with code ${child.exitCode} before listening`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = net.connect(port, '127.0.0.1');
       socket.once('connect', () => {
@@ -41,7 +45,7 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
     if (open) return;
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`Azurite did not listen on ${port} within ${timeoutMs} ms`);
+  throw new LaunchError(`Azurite did not listen on ${port} within ${timeoutMs} ms`, { retryable: true });
 }
 
 function azuriteScript(service: 'blob' | 'table'): string {
@@ -87,7 +91,8 @@ export async function startAzurite(
           new Promise<void>((resolve) => {
             if (child.exitCode !== null || child.signalCode !== null) return resolve();
             child.once('exit', () => resolve());
-            child.kill('SIGTERM');
+            // The table service (LokiJS) saves its database on SIGINT only; SIGTERM loses ~5 s of writes.
+            child.kill('SIGINT');
             setTimeout(() => child.kill('SIGKILL'), 5000).unref();
           }),
       ),
@@ -102,5 +107,6 @@ export async function startAzurite(
   const connectionString =
     `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY};` +
     `BlobEndpoint=http://127.0.0.1:${blobPort}/${DEV_ACCOUNT};TableEndpoint=http://127.0.0.1:${tablePort}/${DEV_ACCOUNT};`;
-  return { connectionString, blobPort, tablePort, stop };
+  const pids = children.map((c) => c.pid).filter((pid): pid is number => pid !== undefined);
+  return { connectionString, blobPort, tablePort, pids, stop };
 }

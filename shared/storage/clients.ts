@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
@@ -52,8 +53,12 @@ export function createStorageClients(
   const blobUri = settings.DataStorage__blobServiceUri;
   const tableUri = settings.DataStorage__tableServiceUri;
   if (!blobUri || !tableUri) {
-    throw new Error(
+    throw new ConfigError(
       'DataStorage__blobServiceUri and DataStorage__tableServiceUri are required without a connection string',
+      [
+        { key: 'DataStorage__blobServiceUri', reason: 'required without DataStorage' },
+        { key: 'DataStorage__tableServiceUri', reason: 'required without DataStorage' },
+      ],
     );
   }
   const cred =

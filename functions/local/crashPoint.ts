@@ -1,0 +1,36 @@
+import { z } from 'zod';
+import { parseWith } from '../../shared/validation';
+
+/**
+ * A named step at which `npm start` stops and waits (so the crash matrix can kill it exactly
+ * there): `GREENML_CRASH_POINT=<activity>:<before|after>:<n>` pauses around the n-th call of an
+ * activity, `GREENML_CRASH_POINT=batch:<n>` after the n-th batch was evaluated. Local demo only.
+ */
+export interface CrashPoint {
+  kind: 'activity' | 'batch';
+  label: string;
+  matches(name: string, phase: 'before' | 'after', count?: number): boolean;
+}
+
+const POINT = z.union([
+  z.string().regex(/^[A-Za-z]+:(before|after):[1-9][0-9]*$/),
+  z.string().regex(/^batch:[1-9][0-9]*$/),
+]);
+
+export function crashPointFromEnv(env: Record<string, string | undefined>): CrashPoint | null {
+  const raw = env.GREENML_CRASH_POINT;
+  if (!raw) return null;
+  const label = parseWith(POINT, raw, 'GREENML_CRASH_POINT');
+  const parts = label.split(':');
+  if (parts[0] === 'batch') {
+    const n = Number(parts[1]);
+    return { kind: 'batch', label, matches: (_name, _phase, count) => count === n };
+  }
+  const [activity, wanted, nth] = parts;
+  let seen = 0;
+  return {
+    kind: 'activity',
+    label,
+    matches: (name, phase) => name === activity && phase === wanted && ++seen === Number(nth),
+  };
+}
