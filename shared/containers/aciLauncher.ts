@@ -48,7 +48,7 @@ export interface AciLauncherOptions {
   trustedCaPem?: string;
 }
 
-const DEFAULTS = {
+export const ARM_DEFAULTS = {
   armEndpoint: 'https://management.azure.com',
   maxRetries: 3,
   retryDelayMs: 800,
@@ -56,6 +56,34 @@ const DEFAULTS = {
   maxInlineRetryAfterSeconds: 5,
   pollIntervalMs: 2000,
 } as const;
+
+/** The options both ARM launchers (ACI, Container Apps) give their SDK client: one retry policy. */
+export function armClientOptions(options: {
+  armEndpoint?: string;
+  retry?: { maxRetries?: number; retryDelayMs?: number; maxRetryDelayMs?: number };
+  maxInlineRetryAfterSeconds?: number;
+  trustedCaPem?: string;
+}): ContainerInstanceManagementClientOptionalParams {
+  const armEndpoint = (options.armEndpoint ?? ARM_DEFAULTS.armEndpoint).replace(/\/+$/, '');
+  return {
+    endpoint: armEndpoint,
+    $host: armEndpoint,
+    retryOptions: {
+      maxRetries: options.retry?.maxRetries ?? ARM_DEFAULTS.maxRetries,
+      retryDelayInMs: options.retry?.retryDelayMs ?? ARM_DEFAULTS.retryDelayMs,
+      maxRetryDelayInMs: options.retry?.maxRetryDelayMs ?? ARM_DEFAULTS.maxRetryDelayMs,
+    },
+    additionalPolicies: [
+      {
+        policy: retryAfterCapPolicy(
+          options.maxInlineRetryAfterSeconds ?? ARM_DEFAULTS.maxInlineRetryAfterSeconds,
+        ),
+        position: 'perRetry',
+      },
+    ],
+    ...(options.trustedCaPem ? { tlsOptions: { ca: options.trustedCaPem } } : {}),
+  };
+}
 
 /**
  * Container groups on Azure Container Instances. `create` returns as soon as ARM accepts the PUT
@@ -70,29 +98,11 @@ export class AciLauncher implements ContainerLauncher {
   private readonly pollIntervalMs: number;
 
   constructor(credential: TokenCredential, subscriptionId: string, options: AciLauncherOptions) {
-    const armEndpoint = (options.armEndpoint ?? DEFAULTS.armEndpoint).replace(/\/+$/, '');
-    const clientOptions: ContainerInstanceManagementClientOptionalParams = {
-      endpoint: armEndpoint,
-      $host: armEndpoint,
-      retryOptions: {
-        maxRetries: options.retry?.maxRetries ?? DEFAULTS.maxRetries,
-        retryDelayInMs: options.retry?.retryDelayMs ?? DEFAULTS.retryDelayMs,
-        maxRetryDelayInMs: options.retry?.maxRetryDelayMs ?? DEFAULTS.maxRetryDelayMs,
-      },
-      additionalPolicies: [
-        {
-          policy: retryAfterCapPolicy(
-            options.maxInlineRetryAfterSeconds ?? DEFAULTS.maxInlineRetryAfterSeconds,
-          ),
-          position: 'perRetry',
-        },
-      ],
-      ...(options.trustedCaPem ? { tlsOptions: { ca: options.trustedCaPem } } : {}),
-    };
+    const clientOptions = armClientOptions(options);
     this.client = new ContainerInstanceManagementClient(credential, subscriptionId, clientOptions);
     this.resourceGroup = options.resourceGroup;
     this.acrLoginServer = options.acrLoginServer?.replace(/\/+$/, '').toLowerCase();
-    this.pollIntervalMs = options.pollIntervalMs ?? DEFAULTS.pollIntervalMs;
+    this.pollIntervalMs = options.pollIntervalMs ?? ARM_DEFAULTS.pollIntervalMs;
   }
 
   async create(input: ContainerSpec): Promise<{ groupName: string; resourceId: string }> {

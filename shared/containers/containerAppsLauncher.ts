@@ -6,7 +6,7 @@ import {
 import type { TokenCredential } from '@azure/core-auth';
 import type { FullOperationResponse } from '@azure/core-client';
 import { parseWith } from '../validation';
-import { retryAfterCapPolicy, toLaunchFailure } from './aciLauncher';
+import { ARM_DEFAULTS, armClientOptions, toLaunchFailure } from './aciLauncher';
 import {
   APP_ROLE_TAG,
   APP_SPEC_TAG,
@@ -48,15 +48,6 @@ export type DeployOutcome =
     }
   | { kind: 'not-ready'; appName: string; reason: string; cleanedUp: boolean };
 
-const DEFAULTS = {
-  armEndpoint: 'https://management.azure.com',
-  maxRetries: 3,
-  retryDelayMs: 800,
-  maxRetryDelayMs: 8000,
-  maxInlineRetryAfterSeconds: 5,
-  pollIntervalMs: 2000,
-} as const;
-
 /**
  * The model API on Azure Container Apps (consumption, scale to zero). `deploy` is a PUT of the whole
  * app, so a retried or repeated deploy of the same spec is a no-op and a changed spec makes a new
@@ -71,28 +62,10 @@ export class ContainerAppsLauncher {
   private readonly pollIntervalMs: number;
 
   constructor(credential: TokenCredential, subscriptionId: string, options: ContainerAppsLauncherOptions) {
-    const armEndpoint = (options.armEndpoint ?? DEFAULTS.armEndpoint).replace(/\/+$/, '');
-    const clientOptions: ContainerAppsAPIClientOptionalParams = {
-      endpoint: armEndpoint,
-      $host: armEndpoint,
-      retryOptions: {
-        maxRetries: options.retry?.maxRetries ?? DEFAULTS.maxRetries,
-        retryDelayInMs: options.retry?.retryDelayMs ?? DEFAULTS.retryDelayMs,
-        maxRetryDelayInMs: options.retry?.maxRetryDelayMs ?? DEFAULTS.maxRetryDelayMs,
-      },
-      additionalPolicies: [
-        {
-          policy: retryAfterCapPolicy(
-            options.maxInlineRetryAfterSeconds ?? DEFAULTS.maxInlineRetryAfterSeconds,
-          ),
-          position: 'perRetry',
-        },
-      ],
-      ...(options.trustedCaPem ? { tlsOptions: { ca: options.trustedCaPem } } : {}),
-    };
+    const clientOptions: ContainerAppsAPIClientOptionalParams = armClientOptions(options);
     this.client = new ContainerAppsAPIClient(credential, subscriptionId, clientOptions);
     this.resourceGroup = options.resourceGroup;
-    this.pollIntervalMs = options.pollIntervalMs ?? DEFAULTS.pollIntervalMs;
+    this.pollIntervalMs = options.pollIntervalMs ?? ARM_DEFAULTS.pollIntervalMs;
   }
 
   /** Creates or updates the app; returns once ARM has accepted and provisioned the app resource. */
