@@ -1,5 +1,5 @@
 import { ValidationError } from '../errors';
-import { parseInvoiceBatch } from '../invoices/parser';
+import { parseInvoiceBatchChunks } from '../invoices/parser';
 import type { InvoiceRow } from '../invoices/schema';
 import { sealModel } from './artifact';
 import { sortedClasses } from './classes';
@@ -101,9 +101,11 @@ export async function trainFromBatches(
   let rejectedRows = 0;
   for (const source of sources) {
     const stream = await source.open();
-    for await (const item of parseInvoiceBatch(stream, { fileName: source.name })) {
-      if (item.kind === 'accepted') set.add(item.row);
-      else rejectedRows++;
+    for await (const items of parseInvoiceBatchChunks(stream, { fileName: source.name })) {
+      for (const item of items) {
+        if (item.kind === 'accepted') set.add(item.row);
+        else rejectedRows++;
+      }
     }
   }
   return finish(
