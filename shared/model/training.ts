@@ -56,6 +56,8 @@ export interface TrainingResult {
   artifact: string;
   /** Wall seconds per phase, to show where a training run's time goes. */
   phaseSeconds: TrainingPhases;
+  /** Threads that grew the trees (the model is the same whatever this is). */
+  fitThreads: number;
 }
 
 export interface TrainingPhases {
@@ -191,6 +193,7 @@ async function finish(
   const newTrees = previous
     ? Math.min(options.trees, options.warmStartTrees ?? Math.ceil(options.trees * WARM_START_NEW_SHARE))
     : options.trees;
+  let fitThreads = 1;
   const grown = await trainForest(
     {
       bins: matrix.bins,
@@ -210,6 +213,9 @@ async function finish(
       threads: options.threads,
       firstTreeIndex: previous ? previous.forest.trees.length : 0,
       onTreeDone: options.onProgress,
+      onThreads: (threads) => {
+        fitThreads = threads;
+      },
     },
   );
   const forest: Forest = previous ? mergeForests(previous.forest, grown, options.trees, classes) : grown;
@@ -257,6 +263,7 @@ async function finish(
     holdout: holdoutReport,
     artifact: text,
     phaseSeconds,
+    fitThreads,
   };
 }
 
