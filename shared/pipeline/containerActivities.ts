@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
-import { modelApiCredentials } from '../modelApi/credentials';
+import { modelApiCredentials, modelApiKeySource, type ModelApiCredentials } from '../modelApi/credentials';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
 import type { ContainerSpec } from '../containers/launcher';
@@ -177,14 +177,17 @@ export async function deleteContainer(
 
 export const MODEL_API_PORT = 8080;
 
-/** The model API's container spec; also used to restart a serving API a local host lost. */
+/**
+ * The model API's container spec; also used to restart a serving API a local host lost. The
+ * credentials default to the local per-run key; an Azure launch passes the Key Vault key.
+ */
 export function modelApiSpec(
   ctx: PipelineContext,
   api: { groupName: string; modelName: string; versionId: string; instanceId: string; runId: string },
+  auth: ModelApiCredentials = modelApiCredentials(ctx.launcher.kind),
 ): ContainerSpec {
   const s = ctx.settings;
   const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
-  const auth = modelApiCredentials(ctx.launcher.kind);
   return {
     groupName: api.groupName,
     role: 'model-api',
@@ -218,7 +221,8 @@ export async function launchModelApi(
 ): Promise<ActivityOutput<'launchModelApi'>> {
   const s = ctx.settings;
   const groupName = `api-${shortId(input.runId)}`;
-  await ctx.launcher.create(modelApiSpec(ctx, { ...input, groupName }));
+  const auth = await modelApiKeySource(s).credentials(ctx.launcher.kind);
+  await ctx.launcher.create(modelApiSpec(ctx, { ...input, groupName }, auth));
   return {
     groupName,
     dataWindow: [],
@@ -246,6 +250,9 @@ export async function checkModelApiHealth(
     return { ...unhealthy, lost, detail: `container ${why}` };
   }
   if (!state.endpoint) return { ...unhealthy, detail: 'no endpoint yet' };
+  // Outside the try: a key that cannot be read is the activity's failure (typed, retried by its
+  // rule), not an unhealthy API.
+  const { headers } = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
   try {
     const health = await fetchImpl(`${state.endpoint}/health`, { signal: AbortSignal.timeout(5000) });
     if (health.status !== 200) {
@@ -255,7 +262,7 @@ export async function checkModelApiHealth(
       MODEL_INFO,
       await (
         await fetchImpl(`${state.endpoint}/model`, {
-          headers: modelApiCredentials(ctx.launcher.kind).headers,
+          headers,
           signal: AbortSignal.timeout(5000),
         })
       ).json(),
