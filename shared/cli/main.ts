@@ -30,6 +30,7 @@ function loadCommands(argv: readonly string[] = []): Register[] {
     require('./commands/carbonBestWindow'),
     require('./commands/train'),
     require('./commands/evaluate'),
+    require('./commands/pipelines'),
   ];
   /* eslint-enable @typescript-eslint/no-require-imports */
   return modules.map((m) => m.register);

@@ -15,12 +15,12 @@ export type CategoricalField = (typeof CATEGORICAL_FIELDS)[number];
 
 /** Folds for out-of-fold target statistics; chosen by invoice id so they never change between runs. */
 export const TARGET_FOLDS = 5;
-const FOLD_SALT = 0x5eed;
+export const FOLD_SALT = 0x5eed;
 
 type TypedArray = Uint8Array | Uint32Array | Float64Array;
 
 /** An append-only typed column that doubles its buffer, so rows cost bytes rather than objects. */
-class GrowableColumn<T extends TypedArray> {
+export class GrowableColumn<T extends TypedArray> {
   private data: T;
   length = 0;
 
