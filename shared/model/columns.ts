@@ -26,7 +26,7 @@ export class GrowableColumn<T extends TypedArray> {
 
   constructor(
     private readonly make: (capacity: number) => T,
-    capacity: number,
+    capacity = 1024,
   ) {
     this.data = make(capacity);
   }
