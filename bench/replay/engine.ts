@@ -276,6 +276,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
         batchAccuracy: score?.accuracy ?? 0,
         rowsAccepted: score?.rowsAccepted ?? bank.batch(week).length,
         unseenLabelShare: score?.unseenLabelShare ?? 0,
+        baselineRows: current ? await bank.holdoutRows(current) : undefined,
       },
       state.pending?.request ?? null,
     );

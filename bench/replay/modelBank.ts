@@ -1,6 +1,7 @@
 import { generateWeek, type ScenarioName } from '../../shared/invoices/generator';
 import type { InvoiceRow } from '../../shared/invoices/schema';
 import { evaluateRows } from '../../shared/model/evaluation';
+import { unseenLabelShare } from '../../shared/policy/newLabels';
 import { isHoldoutRow, trainFromRows } from '../../shared/model/training';
 import type { TrainedModel } from '../../shared/model/trainedModel';
 
@@ -33,6 +34,7 @@ export interface BatchScore {
 interface WindowModel {
   readonly model: TrainedModel;
   readonly holdoutAccuracy: number;
+  readonly holdoutRows: number;
   readonly trainingIds: ReadonlySet<string>;
   readonly scores: Map<number, BatchScore>;
 }
@@ -92,6 +94,7 @@ export class ModelBank {
     return {
       model: result.model,
       holdoutAccuracy: result.metadata.holdoutMetrics.accuracy,
+      holdoutRows: result.metadata.rows.holdout,
       trainingIds,
       scores: new Map(),
     };
@@ -102,6 +105,11 @@ export class ModelBank {
     return (await this.modelFor(window)).holdoutAccuracy;
   }
 
+  /** Held-out rows behind that accuracy, as the registry's metadata records them. */
+  async holdoutRows(window: DataWindow): Promise<number> {
+    return (await this.modelFor(window)).holdoutRows;
+  }
+
   /** Scores batch `week` with the model of `window`, counting rows that model trained on. */
   async score(window: DataWindow, week: number): Promise<BatchScore> {
     const entry = await this.modelFor(window);
@@ -109,12 +117,8 @@ export class ModelBank {
     if (cached) return cached;
     const rows = this.batch(week);
     const report = evaluateRows(entry.model, rows);
-    const known = new Set(entry.model.forest.classes);
-    const unseenLabelRows = Object.entries(report.perClass)
-      .filter(([label]) => !known.has(label))
-      .reduce((n, [, stats]) => n + stats.support, 0);
     const score = {
-      unseenLabelShare: report.rowsAccepted > 0 ? unseenLabelRows / report.rowsAccepted : 0,
+      unseenLabelShare: unseenLabelShare(report.perClass, entry.model.forest.classes),
       accuracy: report.accuracy,
       rowsAccepted: report.rowsAccepted,
       rowsSeenInTraining: rows.reduce((n, r) => n + (entry.trainingIds.has(r.invoiceId) ? 1 : 0), 0),

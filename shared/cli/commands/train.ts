@@ -149,6 +149,7 @@ export function register(program: Command): void {
             rejectedRows: result.rejectedRows,
             cpuSeconds: result.cpuSeconds,
             phaseSeconds: { ...result.phaseSeconds, write },
+            fitThreads: result.fitThreads,
             holdout: result.holdout,
           },
           null,
