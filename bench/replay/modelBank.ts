@@ -29,6 +29,8 @@ export interface BatchScore {
   readonly rowsSeenInTraining: number;
   /** Share of the batch's rows whose label is a class the model never saw (it cannot predict them). */
   readonly unseenLabelShare: number;
+  /** Process CPU the evaluation took here (parse excluded: rows are in memory). */
+  readonly cpuSeconds: number;
 }
 
 interface WindowModel {
@@ -116,9 +118,12 @@ export class ModelBank {
     const cached = entry.scores.get(week);
     if (cached) return cached;
     const rows = this.batch(week);
+    const cpuBefore = process.cpuUsage();
     const report = evaluateRows(entry.model, rows);
+    const cpu = process.cpuUsage(cpuBefore);
     const score = {
       unseenLabelShare: unseenLabelShare(report.perClass, entry.model.forest.classes),
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
       accuracy: report.accuracy,
       rowsAccepted: report.rowsAccepted,
       rowsSeenInTraining: rows.reduce((n, r) => n + (entry.trainingIds.has(r.invoiceId) ? 1 : 0), 0),
