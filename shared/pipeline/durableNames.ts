@@ -15,6 +15,7 @@ export const REGISTERED_ACTIVITY_NAMES = [
   'compareChallenger',
   'promoteChallenger',
   'rollbackChampion',
+  'planModelServing',
   'launchModelApi',
   'checkModelApiHealth',
   'switchServing',

@@ -300,6 +300,22 @@ describe('model-API key from Key Vault', () => {
       instanceId: 'orch-kv',
       modelName: 'vat-rate',
       versionId: 'v-kv-1',
+      plan: {
+        kind: 'always-on-fallback',
+        host: 'aci',
+        region: 'westeurope',
+        rttMs: 0,
+        size: { cpuCores: 1, memoryGb: 1.5 },
+        servedTrees: null,
+        fullTrees: null,
+        servedAccuracy: null,
+        fullAccuracy: null,
+        scaling: { kind: 'always-on' },
+        peakRowsPerSecond: null,
+        expectedP999Ms: null,
+        reasons: ['the key test needs one always-on API'],
+        plannedAt: '2026-12-03T12:00:00Z',
+      },
     });
     const body = arm.storedBody('rg-kv-test', launched.groupName);
     const variables = body?.properties.containers[0].properties.environmentVariables ?? [];
