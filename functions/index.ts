@@ -9,6 +9,7 @@ import { pollCarbon } from '../shared/pipeline/carbonPolling';
 import { processBlobEvent } from '../shared/pipeline/blobEvents';
 import { sweepIncoming } from '../shared/pipeline/incomingSweep';
 import { statusReport } from '../shared/pipeline/statusReport';
+import { SERVING_PLANNER_SCHEDULE, servingUpkeep } from '../shared/pipeline/servingUpkeep';
 import { loadSettings } from '../shared/config';
 import { loadPipelineManifest } from '../shared/pipelines/manifest';
 import { measureInvocation } from '../shared/sci/processUsage';
@@ -71,6 +72,27 @@ df.app.client.timer('incomingSweeper', {
         staleClaims: report.staleClaims,
         failures: report.failures.length,
       }),
+    );
+  },
+});
+
+// Serving planner upkeep (issue 11): load from /metrics/load hourly, a daily re-plan applied through
+// the serving switch, and the ACI on/off schedule of a scheduled plan.
+app.timer('servingPlanner', {
+  schedule: SERVING_PLANNER_SCHEDULE,
+  handler: async (_timer: Timer, context: InvocationContext) => {
+    const reports = await measured('servingPlanner', context, async () =>
+      servingUpkeep(await pipelineContext()),
+    );
+    context.log(
+      JSON.stringify(
+        reports.map((r) => ({
+          model: r.modelName,
+          load: r.load.kind,
+          replan: r.replan?.kind ?? null,
+          schedule: r.schedule,
+        })),
+      ),
     );
   },
 });

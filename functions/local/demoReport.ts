@@ -11,6 +11,7 @@ import { annualAverageFor } from '../../shared/carbon/annualAverage';
 import { resolveRegion } from '../../shared/carbon/provider';
 import { type PollerFootprint, pollerFootprint } from '../../shared/sci/pollerFootprint';
 import { coefficientsFromSettings } from '../../shared/sci/sci';
+import { formatServing, servingSummary, type ServingSummary } from '../../shared/report/servingPeriods';
 
 /**
  * The end of `npm start`: the HTML report and a plain-text summary whose every figure comes from
@@ -50,6 +51,7 @@ export interface DemoSummary {
     poller: PollerFootprint;
   };
   prediction: { endpoint: string; vatRatePercent: number; probability: number } | null;
+  serving: ServingSummary;
 }
 
 const pct = (v: number | null) => (v === null ? '   -  ' : `${(v * 100).toFixed(1).padStart(5)}%`);
@@ -84,7 +86,11 @@ export async function buildDemoReport(
       ],
     },
   );
-  const reportPath = await writeReport(data, path.join(options.outDir, 'report.html'));
+  const servingPeriods = await servingSummary(ctx);
+  const reportPath = await writeReport(
+    { ...data, serving: servingPeriods },
+    path.join(options.outDir, 'report.html'),
+  );
 
   const serving = await ctx.serving.get(model);
   let prediction: DemoSummary['prediction'] = null;
@@ -174,6 +180,7 @@ export async function buildDemoReport(
       poller,
     },
     prediction,
+    serving: servingPeriods,
   };
   return { reportPath, summaryText: formatSummary(summary), summary };
 }
@@ -225,5 +232,6 @@ function formatSummary(s: DemoSummary): string {
       `/predict on the serving model API (${s.prediction.endpoint}): VAT ${s.prediction.vatRatePercent} % (p=${s.prediction.probability.toFixed(2)})`,
     );
   }
+  lines.push('', ...formatServing(s.serving));
   return lines.join('\n');
 }
