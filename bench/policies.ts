@@ -22,6 +22,7 @@ import { renderReplayHtml } from './replay/html';
 import {
   formatCaseTable,
   formatDecomposition,
+  formatSchedulerFootprint,
   formatSummary,
   summarise,
   tableOf,
@@ -102,8 +103,9 @@ async function main(): Promise<void> {
       .map((s) => `  ${s.rows} rows: ${s.cpuSeconds.toFixed(2)} cpu-s, ${s.wallSeconds.toFixed(2)} wall-s\n`)
       .join('') +
       `COST MODEL cpuSeconds = ${costModel.cpu.intercept.toFixed(3)} + ${(costModel.cpu.slope * 1000).toFixed(4)}e-3·rows ` +
-      `(R² ${costModel.cpu.r2.toFixed(4)}); wallSeconds = ${costModel.wall.intercept.toFixed(3)} + ` +
-      `${(costModel.wall.slope * 1000).toFixed(4)}e-3·rows (R² ${costModel.wall.r2.toFixed(4)}); at ${trees} trees.\n` +
+      `(R² ${costModel.cpu.r2.toFixed(4)}); measured wallSeconds = ${costModel.wall.intercept.toFixed(3)} + ` +
+      `${(costModel.wall.slope * 1000).toFixed(4)}e-3·rows (R² ${costModel.wall.r2.toFixed(4)}; machine load, not used: ` +
+      `the job's wall is its CPU ÷ vCPUs); at ${trees} trees.\n` +
       `Production assumption: ${DEFAULT_PRODUCTION_JOB.rowsPerWeek} rows/week × ${windowWeeks} weeks = ${full.rows} rows, ` +
       `${DEFAULT_PRODUCTION_JOB.trees} trees (CPU ∝ trees), ${DEFAULT_PRODUCTION_JOB.vcpus} vCPU / ${DEFAULT_PRODUCTION_JOB.memoryGb} GB reserved, ` +
       `CCF coefficients, PUE ${settings.PUE} → ${full.cpuSeconds.toFixed(1)} cpu-s, ${full.wallSeconds.toFixed(1)} wall-s, ` +
@@ -158,6 +160,7 @@ async function main(): Promise<void> {
     );
     for (const s of summaries) process.stdout.write(formatSummary(s));
     for (const s of summaries) process.stdout.write(formatDecomposition(s));
+    for (const s of summaries) process.stdout.write(formatSchedulerFootprint(s));
     process.stdout.write(`${trainings} real model trainings; replay took ${seconds.toFixed(1)} s.\n`);
   }
   if (flags.html) {

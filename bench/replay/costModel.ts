@@ -143,10 +143,10 @@ export function retrainCost(model: TrainingCostModel, windowWeeks: number): Retr
   const treeScale = model.production.trees / model.measuredTrees;
   // A fit can have a slightly negative intercept; a job never costs less than nothing.
   const cpuSeconds = Math.max(0, model.cpu.intercept + model.cpu.slope * rows) * treeScale;
-  const wallSeconds = Math.max(
-    cpuSeconds / model.production.vcpus,
-    Math.max(0, model.wall.intercept + model.wall.slope * rows) * treeScale,
-  );
+  // Wall time from CPU time, not from the measured wall: training keeps every reserved vCPU busy
+  // (one worker thread each), and on a shared machine the measured wall is mostly other tenants'
+  // load, which would change the planned duration, the energy and so every ratio from run to run.
+  const wallSeconds = cpuSeconds / model.production.vcpus;
   const energy = energyOfReservation(
     { vcpus: model.production.vcpus, memoryGb: model.production.memoryGb, wallSeconds, cpuSeconds },
     model.coefficients,

@@ -10,8 +10,10 @@ import {
   type RetrainRequest,
   type SchedulingPolicy,
 } from '../../shared/policy/schedulingPolicies';
+import { energyOfBusyCpu } from '../../shared/sci/energy';
 import { GreenMlError } from '../../shared/errors';
 import { plannedDurationMinutes, retrainCost, type TrainingCostModel } from './costModel';
+import { pollsForRequest } from './schedulerFootprint';
 import { ModelBank, type DataWindow, type ModelSettings } from './modelBank';
 import { PerfectForecastKnowledge, TraceKnowledge, type ZoneYear } from './traceWorld';
 
@@ -73,6 +75,8 @@ export interface RunRecord {
   readonly homeOracleGrams: number;
   readonly fairOracleGrams: number;
   readonly lateMinutes: number;
+  /** Production CPU of the training job (cost model). */
+  readonly cpuSeconds: number;
 }
 
 export interface EvaluationRecord {
@@ -96,6 +100,27 @@ export interface PolicyOutcome {
   readonly deadlineMisses: number;
   readonly givenUp: number;
   readonly meanAccuracy: number;
+  readonly scheduler: SchedulerUsage;
+}
+
+/**
+ * The scheduler's own work for this policy, at production size: the evaluator scoring every batch
+ * (CPU measured here, scaled to production rows and trees) and the carbon poller (provider polls
+ * counted with the product's carbonPollNeed, each costing the CPU measured here for this request's
+ * window search). Ticks that skip the providers only read the pending table; they are counted, not
+ * costed (their CPU is measured for real in `npm start`).
+ */
+export interface SchedulerUsage {
+  readonly trainingCpuSeconds: number;
+  readonly evaluatorCpuSeconds: number;
+  readonly providerPolls: number;
+  readonly skippedPolls: number;
+  readonly pollerCpuSeconds: number;
+  /** Mean real intensity of the home region over the replay, for the scheduler's own emissions. */
+  readonly homeGramsPerKwh: number;
+  /** Busy-CPU energy × home intensity (the Functions instance is held anyway: no memory share). */
+  readonly evaluatorGrams: number;
+  readonly pollerGrams: number;
 }
 
 export interface ReplayCase {
@@ -128,6 +153,10 @@ interface CaseContext {
   readonly endMs: number;
 }
 
+/** The carbon poller's timer period and the providers' forecast refresh (settings defaults). */
+export const POLL_PERIOD_MINUTES = 15;
+export const FORECAST_REFRESH_MINUTES = 60;
+
 function actualMean(ctx: CaseContext, region: string, fromMs: number, toMs: number): number {
   const series = ctx.knowledge.actual(region);
   const mean = series ? meanIntensityOver(series, fromMs, toMs) : null;
@@ -142,6 +171,8 @@ interface Pending {
   readonly region: string;
   readonly startMs: number;
   readonly endMs: number;
+  /** CPU of this request's plan (the window search a provider poll repeats). */
+  readonly planCpuSeconds: number;
 }
 
 async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyOutcome> {
@@ -161,6 +192,11 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     givenUp: 0,
   };
   const arrivalMs = (week: number): number => ctx.startMs + week * WEEK_MS;
+  const usage = { evaluatorCpuSeconds: 0, providerPolls: 0, skippedPolls: 0, pollerCpuSeconds: 0 };
+  // Evaluation CPU scales with rows scored and trees voting; the replay's models are smaller.
+  const evaluationScale =
+    (config.costModel.production.rowsPerWeek / config.model.rowsPerWeek) *
+    (config.costModel.production.trees / config.model.trees);
 
   const commit = (p: Pending): void => {
     // A run that would end after the replayed year is never executed (no trace beyond it).
@@ -205,7 +241,21 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       homeOracleGrams: energyKwh * homeOracleMean,
       fairOracleGrams: energyKwh * fairOracleMean,
       lateMinutes: Math.max(0, (p.endMs - deadlineMs) / 60_000),
+      cpuSeconds: retrainCost(config.costModel, p.window.lastWeek - p.window.firstWeek + 1).cpuSeconds,
     });
+    if (name === 'green' || name === 'green-spatial') {
+      const polls = pollsForRequest({
+        requestedAtMs: Date.parse(p.request.requestedAt),
+        plannedStartMs: p.startMs,
+        deadlineMs,
+        durationMinutes: p.request.durationMinutes,
+        pollPeriodMinutes: POLL_PERIOD_MINUTES,
+        forecastRefreshMinutes: FORECAST_REFRESH_MINUTES,
+      });
+      usage.providerPolls += polls.providerPolls;
+      usage.skippedPolls += polls.skippedPolls;
+      usage.pollerCpuSeconds += polls.providerPolls * p.planCpuSeconds;
+    }
     running.push({ window: p.window, endMs: p.endMs });
   };
 
@@ -230,7 +280,9 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       const regions = name === 'green' ? [request.homeRegion] : request.regions;
       await knowledge.prefetch(regions, requestedMs, policyConfig.forecastHorizonHours);
     }
+    const cpuBefore = process.cpuUsage();
     const planned = policy.plan(request, knowledge);
+    const cpu = process.cpuUsage(cpuBefore);
     if (planned.kind === 'notScheduled') {
       state.givenUp++;
       state.pending = null;
@@ -242,6 +294,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       region: planned.region,
       startMs: Date.parse(planned.startAt),
       endMs: Date.parse(planned.endAt),
+      planCpuSeconds: (cpu.user + cpu.system) / 1e6,
     };
   };
 
@@ -258,6 +311,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     advance(atMs);
     const current = state.serving;
     const score = current ? await bank.score(current, week) : null;
+    usage.evaluatorCpuSeconds += (score?.cpuSeconds ?? 0) * evaluationScale;
     if (current && current.lastWeek >= week)
       throw new ReplayInvariantError(
         `week ${week} scored by a model trained on weeks up to ${current.lastWeek}`,
@@ -276,6 +330,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
         batchAccuracy: score?.accuracy ?? 0,
         rowsAccepted: score?.rowsAccepted ?? bank.batch(week).length,
         unseenLabelShare: score?.unseenLabelShare ?? 0,
+        baselineRows: current ? await bank.holdoutRows(current) : undefined,
       },
       state.pending?.request ?? null,
     );
@@ -303,6 +358,25 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     deadlineMisses: runs.filter((r) => r.lateMinutes > 0).length + state.givenUp,
     givenUp: state.givenUp,
     meanAccuracy: scored.reduce((s, e) => s + (e.accuracy as number), 0) / Math.max(1, scored.length),
+    scheduler: schedulerUsage(ctx, usage, runs),
+  };
+}
+
+function schedulerUsage(
+  ctx: CaseContext,
+  usage: Pick<SchedulerUsage, 'evaluatorCpuSeconds' | 'providerPolls' | 'skippedPolls' | 'pollerCpuSeconds'>,
+  runs: readonly RunRecord[],
+): SchedulerUsage {
+  const homeGramsPerKwh = actualMean(ctx, ctx.policyConfig.homeRegion, ctx.startMs, ctx.endMs);
+  const grams = (cpuSeconds: number): number =>
+    energyOfBusyCpu({ cpuSeconds, memoryGb: 0, wallSeconds: 0 }, ctx.config.costModel.coefficients)
+      .energyKwh * homeGramsPerKwh;
+  return {
+    ...usage,
+    trainingCpuSeconds: runs.reduce((s, r) => s + r.cpuSeconds, 0),
+    homeGramsPerKwh,
+    evaluatorGrams: grams(usage.evaluatorCpuSeconds),
+    pollerGrams: grams(usage.pollerCpuSeconds),
   };
 }
 

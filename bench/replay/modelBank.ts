@@ -1,6 +1,7 @@
 import { generateWeek, type ScenarioName } from '../../shared/invoices/generator';
 import type { InvoiceRow } from '../../shared/invoices/schema';
 import { evaluateRows } from '../../shared/model/evaluation';
+import { unseenLabelShare } from '../../shared/policy/newLabels';
 import { isHoldoutRow, trainFromRows } from '../../shared/model/training';
 import type { TrainedModel } from '../../shared/model/trainedModel';
 
@@ -28,11 +29,14 @@ export interface BatchScore {
   readonly rowsSeenInTraining: number;
   /** Share of the batch's rows whose label is a class the model never saw (it cannot predict them). */
   readonly unseenLabelShare: number;
+  /** Process CPU the evaluation took here (parse excluded: rows are in memory). */
+  readonly cpuSeconds: number;
 }
 
 interface WindowModel {
   readonly model: TrainedModel;
   readonly holdoutAccuracy: number;
+  readonly holdoutRows: number;
   readonly trainingIds: ReadonlySet<string>;
   readonly scores: Map<number, BatchScore>;
 }
@@ -92,6 +96,7 @@ export class ModelBank {
     return {
       model: result.model,
       holdoutAccuracy: result.metadata.holdoutMetrics.accuracy,
+      holdoutRows: result.metadata.rows.holdout,
       trainingIds,
       scores: new Map(),
     };
@@ -102,19 +107,23 @@ export class ModelBank {
     return (await this.modelFor(window)).holdoutAccuracy;
   }
 
+  /** Held-out rows behind that accuracy, as the registry's metadata records them. */
+  async holdoutRows(window: DataWindow): Promise<number> {
+    return (await this.modelFor(window)).holdoutRows;
+  }
+
   /** Scores batch `week` with the model of `window`, counting rows that model trained on. */
   async score(window: DataWindow, week: number): Promise<BatchScore> {
     const entry = await this.modelFor(window);
     const cached = entry.scores.get(week);
     if (cached) return cached;
     const rows = this.batch(week);
+    const cpuBefore = process.cpuUsage();
     const report = evaluateRows(entry.model, rows);
-    const known = new Set(entry.model.forest.classes);
-    const unseenLabelRows = Object.entries(report.perClass)
-      .filter(([label]) => !known.has(label))
-      .reduce((n, [, stats]) => n + stats.support, 0);
+    const cpu = process.cpuUsage(cpuBefore);
     const score = {
-      unseenLabelShare: report.rowsAccepted > 0 ? unseenLabelRows / report.rowsAccepted : 0,
+      unseenLabelShare: unseenLabelShare(report.perClass, entry.model.forest.classes),
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
       accuracy: report.accuracy,
       rowsAccepted: report.rowsAccepted,
       rowsSeenInTraining: rows.reduce((n, r) => n + (entry.trainingIds.has(r.invoiceId) ? 1 : 0), 0),

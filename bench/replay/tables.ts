@@ -1,6 +1,6 @@
 import { table as formatTable } from '../../shared/cli/table';
 import type { PolicyName } from '../../shared/policy/schedulingPolicies';
-import type { ReplayCase } from './engine';
+import type { ReplayCase, SchedulerUsage } from './engine';
 import { zoneYearLabel } from './traceWorld';
 
 /** Goals printed beside the results; they are targets, not assertions. */
@@ -9,6 +9,7 @@ export const TARGETS = {
   maxRatioToThreshold: 0.5,
   maxMeanAccuracyGapPp: 0.5,
   maxDeadlineMisses: 0,
+  maxPollerShareOfSaving: 0.1,
 } as const;
 
 export interface PolicyRow {
@@ -29,6 +30,11 @@ export interface PolicyRow {
   /** Largest (nightly − this) accuracy over any batch, percentage points; null without nightly. */
   readonly worstGapToNightlyPp: number | null;
   readonly deadlineMisses: number;
+  readonly scheduler: SchedulerUsage;
+  /** Nightly's training emissions minus this policy's; null without nightly. */
+  readonly savingVsNightlyGrams: number | null;
+  /** Poller grams ÷ that saving (target ≤ 10 %); null when nothing was saved. */
+  readonly pollerShareOfSaving: number | null;
 }
 
 export interface CaseTable {
@@ -71,6 +77,10 @@ export function tableOf(c: ReplayCase): CaseTable {
       meanAccuracy: o.meanAccuracy,
       worstGapToNightlyPp: worstGap,
       deadlineMisses: o.deadlineMisses,
+      scheduler: o.scheduler,
+      savingVsNightlyGrams: nightly ? nightly.grams - o.grams : null,
+      pollerShareOfSaving:
+        nightly && nightly.grams - o.grams > 0 ? o.scheduler.pollerGrams / (nightly.grams - o.grams) : null,
     };
   });
   return {
@@ -143,6 +153,19 @@ export interface PolicySummary {
   readonly cases: number;
   /** Tables where the policy retrained at all: only those have emission ratios. */
   readonly casesWithRetrains: number;
+  readonly scheduler: {
+    readonly medianTrainingCpuSeconds: number | null;
+    readonly medianEvaluatorCpuSeconds: number | null;
+    readonly medianPollerCpuSeconds: number | null;
+    readonly medianProviderPolls: number | null;
+    readonly medianSkippedPolls: number | null;
+    readonly medianTrainingGrams: number | null;
+    readonly medianEvaluatorGrams: number | null;
+    readonly medianPollerGrams: number | null;
+    readonly medianSavingVsNightlyGrams: number | null;
+    readonly medianPollerShareOfSaving: number | null;
+    readonly worstPollerShareOfSaving: number | null;
+  };
 }
 
 export function summarise(tables: readonly CaseTable[], policy: PolicyName): PolicySummary {
@@ -170,6 +193,19 @@ export function summarise(tables: readonly CaseTable[], policy: PolicyName): Pol
     deadlineMisses: rows.reduce((s, r) => s + r.row.deadlineMisses, 0),
     cases: rows.length,
     casesWithRetrains: rows.filter(({ row }) => row.retrains > 0).length,
+    scheduler: {
+      medianTrainingCpuSeconds: median(pick((r) => r.scheduler.trainingCpuSeconds)),
+      medianEvaluatorCpuSeconds: median(pick((r) => r.scheduler.evaluatorCpuSeconds)),
+      medianPollerCpuSeconds: median(pick((r) => r.scheduler.pollerCpuSeconds)),
+      medianProviderPolls: median(pick((r) => r.scheduler.providerPolls)),
+      medianSkippedPolls: median(pick((r) => r.scheduler.skippedPolls)),
+      medianTrainingGrams: median(pick((r) => r.grams)),
+      medianEvaluatorGrams: median(pick((r) => r.scheduler.evaluatorGrams)),
+      medianPollerGrams: median(pick((r) => r.scheduler.pollerGrams)),
+      medianSavingVsNightlyGrams: median(pick((r) => r.savingVsNightlyGrams)),
+      medianPollerShareOfSaving: median(pick((r) => r.pollerShareOfSaving)),
+      worstPollerShareOfSaving: Math.max(...pick((r) => r.pollerShareOfSaving), -Infinity),
+    },
   };
 }
 
@@ -198,5 +234,24 @@ export function formatDecomposition(s: PolicySummary): string {
     `future beyond the forecast horizon (fair ÷ home-region oracle) ${fixed(s.medianFairToHomeOracle, 3)} × ` +
     `other regions (home-region oracle ÷ oracle) ${fixed(s.medianHomeToOracle, 3)}; ` +
     `retrain decision ×1 (every oracle plans the policy's own requests, none knows future batches)\n`
+  );
+}
+
+const pct = (fraction: number | null): string =>
+  fraction === null || !Number.isFinite(fraction) ? '-' : `${(fraction * 100).toPrecision(3)} %`;
+
+/** The scheduler's own footprint beside the training it schedules (medians over the tables). */
+export function formatSchedulerFootprint(s: PolicySummary): string {
+  const f = s.scheduler;
+  const worst = f.worstPollerShareOfSaving === -Infinity ? null : f.worstPollerShareOfSaving;
+  return (
+    `SCHEDULER ${s.policy} (per replayed period, medians over ${s.cases} tables, production size): ` +
+    `training ${fixed(f.medianTrainingCpuSeconds, 1)} CPU s / ${fixed(f.medianTrainingGrams, 4)} g; ` +
+    `evaluator ${fixed(f.medianEvaluatorCpuSeconds, 1)} CPU s / ${fixed(f.medianEvaluatorGrams, 4)} g; ` +
+    `poller ${fixed(f.medianProviderPolls, 0)} provider polls (${fixed(f.medianSkippedPolls, 0)} skipped while waiting), ` +
+    `${fixed(f.medianPollerCpuSeconds, 3)} CPU s / ${fixed(f.medianPollerGrams, 6)} g; ` +
+    `saved vs nightly ${fixed(f.medianSavingVsNightlyGrams, 3)} g; ` +
+    `poller ÷ saving median ${pct(f.medianPollerShareOfSaving)} / worst ${pct(worst)} ` +
+    `(target ≤ ${TARGETS.maxPollerShareOfSaving * 100} %${verdict(worst, TARGETS.maxPollerShareOfSaving)})\n`
   );
 }

@@ -9,9 +9,15 @@ import { TABLES } from '../composition';
 import { modelApiCredentials } from '../../shared/modelApi/credentials';
 import { annualAverageFor } from '../../shared/carbon/annualAverage';
 import { resolveRegion } from '../../shared/carbon/provider';
-import { type PollerFootprint, pollerFootprint } from '../../shared/sci/pollerFootprint';
+import {
+  type CpuFootprint,
+  type PollerFootprint,
+  cpuFootprint,
+  pollerFootprint,
+} from '../../shared/sci/pollerFootprint';
 import { coefficientsFromSettings } from '../../shared/sci/sci';
 import { formatServing, servingSummary, type ServingSummary } from '../../shared/report/servingPeriods';
+import { TRAINING_STAGE } from '../../shared/report/cumulativeEmissions';
 
 /**
  * The end of `npm start`: the HTML report and a plain-text summary whose every figure comes from
@@ -49,6 +55,9 @@ export interface DemoSummary {
     nightlyGrams: number | null;
     schedulerCpuSeconds: number;
     poller: PollerFootprint;
+    /** The batch evaluator's own CPU and emissions, beside the training it schedules (issue 14). */
+    evaluator: CpuFootprint;
+    trainingCpuSeconds: number;
   };
   prediction: { endpoint: string; vatRatePercent: number; probability: number } | null;
   serving: ServingSummary;
@@ -142,6 +151,11 @@ export async function buildDemoReport(
     policyGrams: runs.reduce((sum, r) => sum + r.totals.totalGrams, 0),
     nightlyGrams: nightly?.points.at(-1)?.grams ?? null,
   });
+  const evaluator = cpuFootprint({
+    cpuSecondsPerInvocation: evaluations.map((e) => e.cpuSeconds),
+    coefficients: coefficientsFromSettings(ctx.settings),
+    gramsPerKwh: annualAverageFor(home.zone, home).gramsPerKwh,
+  });
   const summary: DemoSummary = {
     scenario: options.scenario,
     wallSeconds: options.wallSeconds,
@@ -178,6 +192,11 @@ export async function buildDemoReport(
       nightlyGrams: nightly?.points.at(-1)?.grams ?? null,
       schedulerCpuSeconds,
       poller,
+      evaluator,
+      trainingCpuSeconds: runs
+        .flatMap((r) => r.stages)
+        .filter((st) => st.stage === TRAINING_STAGE)
+        .reduce((sum, st) => sum + st.energy.utilisation * st.energy.vcpuHours * 3600, 0),
     },
     prediction,
     serving: servingPeriods,
@@ -219,6 +238,11 @@ function formatSummary(s: DemoSummary): string {
   }
   lines.push(
     `Scheduler's own CPU (poller, evaluator, activities): ${s.totals.schedulerCpuSeconds.toFixed(2)} s`,
+  );
+  const e = s.totals.evaluator;
+  lines.push(
+    `Beside the training it schedules (${s.totals.trainingCpuSeconds.toFixed(2)} CPU s): evaluator ${e.invocations} batches, ` +
+      `${e.cpuSeconds.toFixed(2)} CPU s, ${e.grams.toPrecision(3)} gCO2e; poller below`,
   );
   const p = s.totals.poller;
   lines.push(

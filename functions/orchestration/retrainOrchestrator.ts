@@ -197,6 +197,7 @@ type Training = { kind: 'succeeded'; launch: LaunchResult } | { kind: 'failed'; 
 
 /** Train in a container; a killed or lost one is replaced under TRAINING_RETRY. */
 function* train(run: Run, windowPlan: WindowPlan): Steps<Training> {
+  let dataWindow: string[] | undefined;
   for (let attempt = 1; ; attempt++) {
     setStep(run, 'training', { plan: windowPlan, versionId: run.versionId, attempt });
     const launch = yield* run.call('launchTraining', {
@@ -207,7 +208,10 @@ function* train(run: Run, windowPlan: WindowPlan): Steps<Training> {
       versionId: run.versionId,
       region: windowPlan.region,
       attempt,
+      trainedAt: run.startedAt,
+      ...(dataWindow ? { dataWindow } : {}),
     });
+    dataWindow = launch.dataWindow;
     if (!run.created.includes(launch.groupName)) run.created.push(launch.groupName);
     const state = yield* waitForContainer(run, launch.groupName);
 

@@ -1,5 +1,5 @@
 import { ValidationError } from '../errors';
-import { parseInvoiceBatch } from '../invoices/parser';
+import { parseInvoiceBatchChunks } from '../invoices/parser';
 import type { InvoiceRow } from '../invoices/schema';
 import { sealModel } from './artifact';
 import { sortedClasses } from './classes';
@@ -42,6 +42,11 @@ export interface TrainingOptions {
   warmStartTrees?: number;
   /** Worker threads for growing trees (default: up to 2). */
   threads?: number;
+  /**
+   * When the version counts as trained (default: now). The pipeline passes its run's start, so the
+   * same data, seed and hyperparameters give a byte-identical artifact on every run and resume.
+   */
+  trainedAt?: string;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -56,6 +61,8 @@ export interface TrainingResult {
   artifact: string;
   /** Wall seconds per phase, to show where a training run's time goes. */
   phaseSeconds: TrainingPhases;
+  /** Threads that grew the trees (the model is the same whatever this is). */
+  fitThreads: number;
 }
 
 export interface TrainingPhases {
@@ -101,9 +108,11 @@ export async function trainFromBatches(
   let rejectedRows = 0;
   for (const source of sources) {
     const stream = await source.open();
-    for await (const item of parseInvoiceBatch(stream, { fileName: source.name })) {
-      if (item.kind === 'accepted') set.add(item.row);
-      else rejectedRows++;
+    for await (const items of parseInvoiceBatchChunks(stream, { fileName: source.name })) {
+      for (const item of items) {
+        if (item.kind === 'accepted') set.add(item.row);
+        else rejectedRows++;
+      }
     }
   }
   return finish(
@@ -189,6 +198,7 @@ async function finish(
   const newTrees = previous
     ? Math.min(options.trees, options.warmStartTrees ?? Math.ceil(options.trees * WARM_START_NEW_SHARE))
     : options.trees;
+  let fitThreads = 1;
   const grown = await trainForest(
     {
       bins: matrix.bins,
@@ -208,6 +218,9 @@ async function finish(
       threads: options.threads,
       firstTreeIndex: previous ? previous.forest.trees.length : 0,
       onTreeDone: options.onProgress,
+      onThreads: (threads) => {
+        fitThreads = threads;
+      },
     },
   );
   const forest: Forest = previous ? mergeForests(previous.forest, grown, options.trees, classes) : grown;
@@ -218,7 +231,7 @@ async function finish(
   const holdoutReport = evaluator.report();
   const holdoutMetrics = lap();
 
-  const trainedAt = new Date().toISOString();
+  const trainedAt = options.trainedAt ?? new Date().toISOString();
   const cpu = process.cpuUsage(cpuAtStart);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const dataWindow = [...new Set([...(previous?.metadata.dataWindow ?? []), ...batchNames])];
@@ -245,16 +258,19 @@ async function finish(
     warmStartedFrom: previous?.metadata.versionId ?? null,
     trainingCpuSeconds: Math.round(cpuSeconds * 1000) / 1000,
   };
-  const { model, text } = sealModel(metadata, encoder, forest);
+  // The artifact holds only what the inputs determine; the measured CPU time goes to the version
+  // record beside it (result.metadata), so equal inputs give equal bytes.
+  const { model, text } = sealModel({ ...metadata, trainingCpuSeconds: null }, encoder, forest);
   const phaseSeconds = { read, encode, fit, holdoutMetrics, serialize: lap() };
   return {
     model,
-    metadata: model.metadata,
+    metadata: { ...model.metadata, trainingCpuSeconds: metadata.trainingCpuSeconds },
     rejectedRows,
     cpuSeconds,
     holdout: holdoutReport,
     artifact: text,
     phaseSeconds,
+    fitThreads,
   };
 }
 

@@ -7,6 +7,7 @@ import {
   thresholdsFromSettings,
   type RetrainDecision,
 } from '../policy/retrainDecision';
+import { unseenLabelShare } from '../policy/newLabels';
 import { measureInvocation } from '../sci/processUsage';
 import { EVENT, METRIC } from '../telemetry/telemetry';
 import { parseWith } from '../validation';
@@ -208,6 +209,8 @@ async function finishSuperseded(
 interface ScoredBatch {
   tally: BatchTally;
   report: EvaluationReport | null;
+  /** Share of accepted rows labelled with a class the champion does not know; null without a champion. */
+  unseenLabelShare: number | null;
 }
 
 async function scoreBatch(
@@ -226,7 +229,12 @@ async function scoreBatch(
     if (record.kind === 'accepted') evaluator?.add(record.row);
   }
   const summary = tally.summary();
-  return { tally, report: evaluator ? evaluator.report(summary.rejected) : null };
+  const report = evaluator ? evaluator.report(summary.rejected) : null;
+  return {
+    tally,
+    report,
+    unseenLabelShare: report && model ? unseenLabelShare(report.perClass, model.forest.classes) : null,
+  };
 }
 
 /** Streams and scores the batch, writes its report, and fixes what the remaining steps will do. */
@@ -279,7 +287,7 @@ async function score(ctx: PipelineContext, batchName: string, etag: string, nowI
       targetName: batchName,
     };
   }
-  const { tally, report } = outcome.scored;
+  const { tally, report, unseenLabelShare: newLabelShare } = outcome.scored;
   const summary = tally.summary();
   if (summary.accepted === 0) {
     await ctx.invoices.writeReport(batchName, { batchName, correlationId, summary });
@@ -290,15 +298,18 @@ async function score(ctx: PipelineContext, batchName: string, etag: string, nowI
       targetName: batchName,
     };
   }
-  const baseline = championVersionId
-    ? (await ctx.registry.getVersionMetadata(modelName, championVersionId)).holdoutMetrics.accuracy
+  const championMetadata = championVersionId
+    ? await ctx.registry.getVersionMetadata(modelName, championVersionId)
     : null;
+  const baseline = championMetadata?.holdoutMetrics.accuracy ?? null;
   const decision: RetrainDecision = decideAfterEvaluation(
     {
       championBaselineAccuracy: baseline,
       batchAccuracy: report?.accuracy ?? null,
       rowsAccepted: summary.accepted,
       evaluatedAt: nowIso,
+      unseenLabelShare: newLabelShare ?? undefined,
+      baselineRows: championMetadata?.rows.holdout,
     },
     thresholdsFromSettings(ctx.settings),
   );
@@ -320,6 +331,7 @@ async function score(ctx: PipelineContext, batchName: string, etag: string, nowI
       unseenSupplierShare: unseen?.supplierId ?? null,
       unseenCountryShare: unseen?.supplierCountry ?? null,
       countryMixDistance: null,
+      unseenLabelShare: newLabelShare,
     },
     decision: {
       kind: decision.kind,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
-import { modelApiCredentials } from '../modelApi/credentials';
+import { modelApiCredentials, modelApiKeySource, type ModelApiCredentials } from '../modelApi/credentials';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
 import { MODEL_API_GROUP_PREFIX, type ContainerSpec } from '../containers/launcher';
@@ -38,7 +38,7 @@ export async function launchTraining(
   input: ParsedActivityInput<'launchTraining'>,
 ): Promise<ActivityOutput<'launchTraining'>> {
   const s = ctx.settings;
-  const accepted = await ctx.invoices.listAccepted();
+  const accepted = input.dataWindow ?? (await ctx.invoices.listAccepted()).map((b) => b.name);
   const current = await ctx.registry.getChampion(input.modelName);
   const champion =
     current && s.TRAINING_MODE === 'warm-start'
@@ -49,7 +49,7 @@ export async function launchTraining(
         }
       : null;
   const window = chooseTrainingWindow({
-    acceptedBatches: accepted.map((b) => b.name),
+    acceptedBatches: accepted,
     windowBatches: s.TRAINING_WINDOW_BATCHES,
     mode: s.TRAINING_MODE,
     champion,
@@ -78,6 +78,7 @@ export async function launchTraining(
       FOREST_MIN_SAMPLES_LEAF: String(s.FOREST_MIN_SAMPLES_LEAF),
       FOREST_MAX_DEPTH: String(s.FOREST_MAX_DEPTH),
       SEED: String(seedOf(input.runId)),
+      ...(input.trainedAt ? { TRAINED_AT: input.trainedAt } : {}),
     },
     secureEnvironment: storageEnv.secureEnvironment,
     identityResourceId: s.TRAINING_IDENTITY_ID,
@@ -136,10 +137,9 @@ export async function collectContainerUsage(
   };
   const usage = await ctx.launcher.usage(input.groupName).catch(() => null);
   if (usage) {
-    const measuredEnd = Date.parse(input.launchedAt) + usage.wallSeconds * 1000;
-    const endedAt = new Date(
-      Math.min(Date.parse(input.endedAt), Math.max(measuredEnd, Date.parse(input.launchedAt))),
-    );
+    // The process's own wall time, not the orchestrator's observation: the local host's virtual
+    // clock stands still while a container works (functions/local/localHost.ts).
+    const endedAt = new Date(Date.parse(input.launchedAt) + Math.max(0, usage.wallSeconds) * 1000);
     return {
       ...base,
       endedAt: endedAt.toISOString(),
@@ -182,15 +182,16 @@ export const MODEL_API_PORT = 8080;
 /**
  * The model API's container spec as the serving plan asks for it (region, size, served trees,
  * scaling); also used to restart a serving API a local host lost, with the plan it was launched with.
+ * The credentials default to the local per-run key; an Azure launch passes the Key Vault key.
  */
 export function modelApiSpec(
   ctx: PipelineContext,
   api: { groupName: string; modelName: string; versionId: string; instanceId: string; runId: string },
   plan: ServingPlanRecord | null,
+  auth: ModelApiCredentials = modelApiCredentials(ctx.launcher.kind),
 ): ContainerSpec {
   const s = ctx.settings;
   const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
-  const auth = modelApiCredentials(ctx.launcher.kind);
   const scaling = plan?.scaling;
   return {
     groupName: api.groupName,
@@ -234,7 +235,8 @@ export async function launchModelApi(
   input: ParsedActivityInput<'launchModelApi'>,
 ): Promise<ActivityOutput<'launchModelApi'>> {
   const groupName = modelApiGroupName(input.runId);
-  const spec = modelApiSpec(ctx, { ...input, groupName }, input.plan);
+  const auth = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
+  const spec = modelApiSpec(ctx, { ...input, groupName }, input.plan, auth);
   await ctx.launcher.create(spec);
   return {
     groupName,
@@ -267,6 +269,9 @@ export async function checkModelApiHealth(
     return { ...unhealthy, lost, detail: `container ${why}` };
   }
   if (!state.endpoint) return { ...unhealthy, detail: 'no endpoint yet' };
+  // Outside the try: a key that cannot be read is the activity's failure (typed, retried by its
+  // rule), not an unhealthy API.
+  const { headers } = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
   try {
     const health = await fetchImpl(`${state.endpoint}/health`, { signal: AbortSignal.timeout(5000) });
     if (health.status !== 200) {
@@ -276,7 +281,7 @@ export async function checkModelApiHealth(
       MODEL_INFO,
       await (
         await fetchImpl(`${state.endpoint}/model`, {
-          headers: modelApiCredentials(ctx.launcher.kind).headers,
+          headers,
           signal: AbortSignal.timeout(5000),
         })
       ).json(),

@@ -24,6 +24,8 @@ export const EVALUATION_RECORD_SCHEMA = z.object({
     unseenSupplierShare: z.number().nullable(),
     unseenCountryShare: z.number().nullable(),
     countryMixDistance: z.number().nullable(),
+    /** Share of rows labelled with a class the champion never saw (a retrain signal); absent in older records. */
+    unseenLabelShare: z.number().min(0).max(1).nullable().optional(),
   }),
   decision: z.object({
     kind: z.enum(['none', 'retrainWhenGreen', 'retrainNow']),

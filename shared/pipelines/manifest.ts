@@ -6,7 +6,7 @@ import {
   regionSatisfiesResidency,
   type ResidencyRule,
 } from '../carbon/azureRegions';
-import type { Settings } from '../config';
+import { SETTINGS_SCHEMA, type Settings } from '../config';
 import { ConfigError } from '../errors';
 import type { MaxFeatures } from '../model/randomForest';
 import {
@@ -375,4 +375,65 @@ export function findPipeline(manifest: PipelineManifest, name: string): Pipeline
     ]);
   }
   return found;
+}
+
+/**
+ * The model a one-model command acts on: `--model` when given (it must be declared when a pipelines
+ * file is set), else MODEL_NAME when declared, else the only pipeline; with several and neither,
+ * the caller must choose.
+ */
+export function selectModel(
+  manifest: PipelineManifest,
+  requested: string | undefined,
+  modelName: string,
+): string {
+  if (manifest.source === 'settings') return requested ?? modelName;
+  if (requested !== undefined) return findPipeline(manifest, requested).name;
+  if (manifest.pipelines.some((p) => p.name === modelName)) return modelName;
+  if (manifest.pipelines.length === 1) return manifest.pipelines[0].name;
+  const names = manifest.pipelines.map((p) => p.name).join(', ');
+  throw new ConfigError(
+    `Several pipelines are declared (${names}) and MODEL_NAME=${modelName} is not one: pass --model`,
+    [{ key: 'model', reason: 'required with several pipelines' }],
+  );
+}
+
+/** The settings a pipeline inherits, read from the environment without the storage settings a CLI check does not need. */
+export function pipelineDefaultsFromEnv(
+  env: Record<string, string | undefined> = process.env,
+): PipelineDefaults & { PIPELINES_FILE?: string } {
+  const schema = SETTINGS_SCHEMA.pick({
+    MODEL_NAME: true,
+    FOREST_TREES: true,
+    FOREST_MAX_FEATURES: true,
+    FOREST_MIN_SAMPLES_LEAF: true,
+    FOREST_MAX_DEPTH: true,
+    RETRAIN_SMALL_DROP: true,
+    RETRAIN_BIG_DROP: true,
+    RETRAIN_MIN_ROWS: true,
+    RETRAIN_GREEN_DEADLINE_HOURS: true,
+    RETRAIN_NOW_DEADLINE_HOURS: true,
+    TRAINING_WINDOW_BATCHES: true,
+    ALLOWED_REGIONS: true,
+    DATA_RESIDENCY: true,
+    SERVING_P99_SLO_MS: true,
+    PIPELINES_FILE: true,
+  });
+  const relevant: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') relevant[key] = value.trim();
+  }
+  const parsed = schema.safeParse(relevant);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => ({
+      key: String(i.path[0] ?? '(settings)'),
+      reason: i.message,
+    }));
+    throw new ConfigError(
+      `Invalid settings (${problems.length}): ${problems.map((p) => `${p.key}: ${p.reason}`).join('; ')}`,
+      problems,
+    );
+  }
+  return parsed.data;
 }

@@ -35,6 +35,13 @@ export interface RetrainInput {
    * day of a batch), and they will be the rule in the next batch: a retrain before it comes.
    */
   unseenLabelShare?: number;
+  /**
+   * Held-out rows behind `championBaselineAccuracy`. With it the drop is judged by its lower
+   * confidence bound (both accuracies are sample proportions), so sampling noise between a small
+   * batch and a small holdout does not ask for retrains that cannot pay back; without it the point
+   * estimate decides, as before.
+   */
+  baselineRows?: number;
   /** The request still outstanding from earlier batches, if any. */
   pending?: RetrainDecision;
 }
@@ -46,7 +53,27 @@ const INPUT_SCHEMA = z.object({
   rowsAccepted: z.number().int().nonnegative(),
   evaluatedAt: z.iso.datetime({ offset: true }),
   unseenLabelShare: z.number().min(0).max(1).optional(),
+  baselineRows: z.number().int().nonnegative().optional(),
 });
+
+/** One-sided 95 %: a drop counts once it is 95 % sure to reach the threshold. */
+export const DROP_CONFIDENCE_Z = 1.645;
+
+/**
+ * Standard error of (baseline − batch accuracy), each a proportion over its own rows; 0 when the
+ * baseline's rows are unknown (the point estimate then decides).
+ */
+function dropStandardError(m: {
+  championBaselineAccuracy: number;
+  batchAccuracy: number;
+  rowsAccepted: number;
+  baselineRows?: number;
+}): number {
+  if (!m.baselineRows || m.rowsAccepted === 0) return 0;
+  const b = m.championBaselineAccuracy;
+  const a = m.batchAccuracy;
+  return Math.sqrt((b * (1 - b)) / m.baselineRows + (a * (1 - a)) / m.rowsAccepted);
+}
 
 /** Fewest rows with an unknown label (as a share of the batch) that ask for a retrain: one stray label does not. */
 export const NEW_LABEL_MIN_SHARE = 0.002;
@@ -125,8 +152,13 @@ function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): Ret
     };
   }
   const relativeDrop = (m.championBaselineAccuracy - m.batchAccuracy) / m.championBaselineAccuracy;
-  const measured = `accuracy ${m.batchAccuracy.toFixed(4)} vs baseline ${m.championBaselineAccuracy.toFixed(4)}, drop ${percent(relativeDrop)}`;
-  if (relativeDrop >= t.bigDrop - THRESHOLD_EPSILON) {
+  const margin = (DROP_CONFIDENCE_Z * dropStandardError(m)) / m.championBaselineAccuracy;
+  // The drop that is judged: its lower confidence bound (the point estimate when no noise is known).
+  const sureDrop = relativeDrop - margin;
+  const measured =
+    `accuracy ${m.batchAccuracy.toFixed(4)} vs baseline ${m.championBaselineAccuracy.toFixed(4)}, drop ${percent(relativeDrop)}` +
+    (margin > 0 ? ` (95 % sure of ${percent(Math.max(0, sureDrop))})` : '');
+  if (sureDrop >= t.bigDrop - THRESHOLD_EPSILON) {
     return {
       kind: 'retrainNow',
       relativeDrop,
@@ -134,7 +166,7 @@ function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): Ret
       reason: `${measured} ≥ big drop ${percent(t.bigDrop)}`,
     };
   }
-  if (relativeDrop >= t.smallDrop - THRESHOLD_EPSILON) {
+  if (sureDrop >= t.smallDrop - THRESHOLD_EPSILON) {
     return {
       kind: 'retrainWhenGreen',
       relativeDrop,
@@ -164,6 +196,8 @@ export function decideAfterEvaluation(
     batchAccuracy: number | null;
     rowsAccepted: number;
     evaluatedAt: string;
+    unseenLabelShare?: number;
+    baselineRows?: number;
   },
   thresholds: RetrainThresholds,
 ): RetrainDecision {

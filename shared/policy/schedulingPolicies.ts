@@ -43,6 +43,8 @@ export interface BatchEvaluation {
   readonly rowsAccepted: number;
   /** Share of accepted rows labelled with a class the champion does not know (0 when not measured). */
   readonly unseenLabelShare?: number;
+  /** Held-out rows behind `championBaselineAccuracy` (lets decideRetrain judge the drop beyond noise). */
+  readonly baselineRows?: number;
 }
 
 export interface RetrainRequest {
@@ -206,6 +208,7 @@ function greenWish(
     rowsAccepted: batch.rowsAccepted,
     evaluatedAt: batch.evaluatedAt,
     unseenLabelShare: batch.unseenLabelShare,
+    baselineRows: batch.baselineRows,
   };
   const fresh = decideRetrain(measured, config.thresholds);
   if (fresh.kind === 'none') return { kind: 'none', reason: fresh.reason };

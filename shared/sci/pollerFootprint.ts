@@ -17,6 +17,34 @@ export interface PollerFootprint {
   readonly shareOfSaving: number | null;
 }
 
+/** Busy-CPU footprint of a function's invocations (the evaluator's, the poller's). */
+export interface CpuFootprint {
+  readonly invocations: number;
+  readonly cpuSeconds: number;
+  readonly energyKwh: number;
+  readonly gramsPerKwh: number;
+  readonly grams: number;
+}
+
+export function cpuFootprint(input: {
+  readonly cpuSecondsPerInvocation: readonly number[];
+  readonly coefficients: EnergyCoefficients;
+  readonly gramsPerKwh: number;
+}): CpuFootprint {
+  const cpuSeconds = input.cpuSecondsPerInvocation.reduce((sum, s) => sum + s, 0);
+  const energyKwh = energyOfBusyCpu(
+    { cpuSeconds, memoryGb: 0, wallSeconds: 0 },
+    input.coefficients,
+  ).energyKwh;
+  return {
+    invocations: input.cpuSecondsPerInvocation.length,
+    cpuSeconds,
+    energyKwh,
+    gramsPerKwh: input.gramsPerKwh,
+    grams: energyKwh * input.gramsPerKwh,
+  };
+}
+
 export function pollerFootprint(input: {
   readonly cpuSecondsPerInvocation: readonly number[];
   readonly coefficients: EnergyCoefficients;
@@ -24,19 +52,11 @@ export function pollerFootprint(input: {
   readonly policyGrams: number;
   readonly nightlyGrams: number | null;
 }): PollerFootprint {
-  const cpuSeconds = input.cpuSecondsPerInvocation.reduce((sum, s) => sum + s, 0);
-  const energyKwh = energyOfBusyCpu(
-    { cpuSeconds, memoryGb: 0, wallSeconds: 0 },
-    input.coefficients,
-  ).energyKwh;
-  const grams = energyKwh * input.gramsPerKwh;
+  const cpu = cpuFootprint(input);
   const savingGrams = input.nightlyGrams === null ? null : input.nightlyGrams - input.policyGrams;
+  const grams = cpu.grams;
   return {
-    invocations: input.cpuSecondsPerInvocation.length,
-    cpuSeconds,
-    energyKwh,
-    gramsPerKwh: input.gramsPerKwh,
-    grams,
+    ...cpu,
     savingGrams,
     shareOfSaving: savingGrams !== null && savingGrams > 0 ? grams / savingGrams : null,
   };

@@ -2,13 +2,22 @@ import { createReadStream } from 'node:fs';
 import { access, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
-import { NotFoundError } from '../../errors';
+import { ConfigError, NotFoundError } from '../../errors';
 import { deserializeModel } from '../../model/artifact';
 import type { TrainedModel } from '../../model/trainedModel';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { SETTINGS_SCHEMA } from '../../config';
 import { trainFromBatches, type BatchSource } from '../../model/training';
+import { encodingVersion, LEGACY_DECLARATION } from '../../pipelines/featureEncoding';
+import { trainDeclaredModel } from '../../pipelines/declaredModel';
+import {
+  findPipeline,
+  loadPipelineManifest,
+  pipelineDefaultsFromEnv,
+  type PipelineDefinition,
+} from '../../pipelines/manifest';
+import { parseInvoiceBatch } from '../../invoices/parser';
 import { parseWith } from '../../validation';
 import { ProgressBar } from '../progress';
 
@@ -31,6 +40,7 @@ const OPTIONS_SCHEMA = z.object({
   maxDepth: positiveInt.max(64).optional(),
   holdout: z.coerce.number().min(0).lt(1).optional(),
   modelName: z.string().min(1).optional(),
+  model: z.string().min(1).optional(),
   versionId: z
     .string()
     .regex(/^[A-Za-z0-9._-]{1,80}$/, 'letters, digits, . _ - (at most 80)')
@@ -50,6 +60,79 @@ function forestSettings(): z.output<typeof settingDefaults> {
   return parseWith(settingDefaults, env, 'forest settings');
 }
 
+/** `--model`: the declared pipeline (`--model-name` would contradict its name). */
+function chosenPipeline(options: { model?: string; modelName?: string }): PipelineDefinition {
+  if (options.modelName !== undefined) {
+    throw new ConfigError('Pass --model or --model-name, not both', [
+      { key: 'model', reason: 'conflicts with --model-name' },
+    ]);
+  }
+  return findPipeline(loadPipelineManifest(pipelineDefaultsFromEnv()), options.model as string);
+}
+
+function pipelineForestSettings(pipeline: PipelineDefinition): z.output<typeof settingDefaults> {
+  return {
+    MODEL_NAME: pipeline.name,
+    FOREST_TREES: pipeline.forest.trees,
+    FOREST_MAX_FEATURES: pipeline.forest.maxFeatures,
+    FOREST_MIN_SAMPLES_LEAF: pipeline.forest.minSamplesLeaf,
+    FOREST_MAX_DEPTH: pipeline.forest.maxDepth,
+  };
+}
+
+/** A pipeline with its own label or features: trained with its declared encoding (full fit only). */
+async function trainDeclared(
+  options: z.output<typeof OPTIONS_SCHEMA>,
+  pipeline: PipelineDefinition,
+): Promise<void> {
+  if (options.warmStart !== undefined) {
+    throw new ConfigError(`Warm start is not available for the declared pipeline ${pipeline.name}`, [
+      { key: 'warm-start', reason: 'declared pipelines train in full' },
+    ]);
+  }
+  const { sources, bar } = await fileSources(options.data, 'reading');
+  const records = (async function* () {
+    for (const source of sources) yield* parseInvoiceBatch(await source.open(), { fileName: source.name });
+  })();
+  const now = new Date();
+  const result = await trainDeclaredModel(
+    {
+      ...pipeline,
+      forest: {
+        trees: options.trees ?? pipeline.forest.trees,
+        maxFeatures: options.maxFeatures ?? pipeline.forest.maxFeatures,
+        minSamplesLeaf: options.minSamplesLeaf ?? pipeline.forest.minSamplesLeaf,
+        maxDepth: options.maxDepth ?? pipeline.forest.maxDepth,
+      },
+    },
+    records,
+    {
+      seed: options.seed,
+      versionId:
+        options.versionId ??
+        `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}-s${options.seed}`,
+      dataWindow: options.data,
+      holdoutFraction: options.holdout,
+      threads: options.threads,
+      now: () => now,
+    },
+  );
+  bar.done();
+  await writeModelFile(options.out, result.artifact);
+  process.stdout.write(
+    `${JSON.stringify(
+      {
+        out: options.out,
+        metadata: result.model.metadata,
+        rejectedRows: result.rowsRejected,
+        holdout: result.holdout,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+}
+
 export function register(program: Command): void {
   program
     .command('train')
@@ -65,6 +148,10 @@ export function register(program: Command): void {
     .option('--max-depth <n>', 'maximum tree depth (default: FOREST_MAX_DEPTH)')
     .option('--holdout <fraction>', 'share of rows held out by invoice-id hash (default 0.2)')
     .option('--model-name <name>', 'model name (default: MODEL_NAME)')
+    .option(
+      '--model <name>',
+      'declared pipeline whose name and forest settings to use (VAT-rate features only)',
+    )
     .option('--version-id <id>', 'version id (default: training time and seed)')
     .option('--warm-start <model.json>', 'grow new trees on --data and merge them with this model')
     .option(
@@ -74,7 +161,12 @@ export function register(program: Command): void {
     .option('--threads <n>', 'worker threads growing trees (default: up to 2)')
     .action(async (raw: Record<string, unknown>) => {
       const options = parseWith(OPTIONS_SCHEMA, raw, 'train options');
-      const settings = forestSettings();
+      const pipeline = options.model === undefined ? undefined : chosenPipeline(options);
+      if (pipeline && encodingVersion(pipeline) !== encodingVersion(LEGACY_DECLARATION)) {
+        await trainDeclared(options, pipeline);
+        return;
+      }
+      const settings = pipeline ? pipelineForestSettings(pipeline) : forestSettings();
       const warmStartFrom = options.warmStart ? await readModelFile(options.warmStart) : undefined;
       const { sources, bar: reading } = await fileSources(options.data, 'reading');
       const trees = options.trees ?? settings.FOREST_TREES;
@@ -113,6 +205,7 @@ export function register(program: Command): void {
             rejectedRows: result.rejectedRows,
             cpuSeconds: result.cpuSeconds,
             phaseSeconds: { ...result.phaseSeconds, write },
+            fitThreads: result.fitThreads,
             holdout: result.holdout,
           },
           null,

@@ -49,6 +49,21 @@ describe('decideRetrain', () => {
     );
   });
 
+  it('judges the drop by its lower confidence bound when the baseline rows are known', () => {
+    // 0.9 → 0.87 on 1,000 rows against 1,600 held-out rows: 3.3 % − 2.4 % (one-sided 95 %) = 0.95 %, not sure of 2 %.
+    const noisy = decideRetrain(batch(0.87, { baselineRows: 1600 }), thresholds);
+    expect(noisy.kind).toBe('none');
+    expect(noisy.relativeDrop).toBeCloseTo(0.03 / 0.9, 12);
+    expect(noisy.reason).toMatch(/95 % sure of 0\.95 %/);
+    // The same drop measured on production-sized batches is beyond noise.
+    expect(decideRetrain(batch(0.87, { baselineRows: 40_000, rowsAccepted: 25_000 }), thresholds).kind).toBe(
+      'retrainWhenGreen',
+    );
+    // A big drop on small samples is still sure of the small one: green, not now.
+    expect(decideRetrain(batch(0.81, { baselineRows: 1600 }), thresholds).kind).toBe('retrainWhenGreen');
+    expect(decideRetrain(batch(0.7, { baselineRows: 1600 }), thresholds).kind).toBe('retrainNow');
+  });
+
   it('treats exactly the thresholds as reached (relative, not absolute points)', () => {
     // 0.9 → 0.882 is 1.8 points absolute but exactly 2 % relative.
     expect(decideRetrain(batch(0.9 * 0.98), thresholds).kind).toBe('retrainWhenGreen');
