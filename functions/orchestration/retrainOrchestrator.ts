@@ -293,14 +293,17 @@ function* rollOut(run: Run): Steps<Ending> {
   if (!api || !health?.healthy) {
     const detail = health?.detail ?? 'not checked';
     // The old API keeps serving; registry and serving must agree, so undo the promotion.
-    yield* run.call('rollbackChampion', {
+    const rolledBack = yield* run.call('rollbackChampion', {
       modelName,
       expectedChampion: run.versionId,
       reason: `model API for ${run.versionId} failed its health check: ${detail}`,
     });
     return {
       outcome: 'rollout-failed',
-      detail: `model API failed its health check (${detail}); champion rolled back, old API kept serving`,
+      detail:
+        rolledBack.championVersionId === run.versionId
+          ? `model API failed its health check (${detail}); no earlier champion to return to, so ${run.versionId} stays champion with no model API serving`
+          : `model API failed its health check (${detail}); champion rolled back, old API kept serving`,
     };
   }
   const switched = yield* run.call('switchServing', {

@@ -178,8 +178,6 @@ export async function applyServingSchedule(
   return 'stopped';
 }
 
-/** Hourly, five minutes past: load collected every hour, the re-plan once a day. */
-export const SERVING_PLANNER_SCHEDULE = '0 5 * * * *';
 const REPLAN_HOUR_UTC = 0;
 
 export interface ServingUpkeepReport {
