@@ -168,8 +168,13 @@ describe('end to end on Azurite with local containers', () => {
     expect(fallbackPeriod.serving).toMatchObject({
       plan: { kind: 'always-on-fallback' },
       replicaSource: 'always-on',
-      requests: 1,
     });
+    // Always on: a replica reserved for the whole period; its calls come from the stored load.
+    expect(fallbackPeriod.serving?.replicaSeconds).toBeCloseTo(
+      (Date.parse(fallbackPeriod.endedAt) - Date.parse(fallbackPeriod.startedAt)) / 1000,
+      3,
+    );
+    expect(fallbackPeriod.serving?.requests).toBeGreaterThanOrEqual(1);
 
     await upload(h.ctx, 1);
     await settle(h);
