@@ -50,7 +50,7 @@ describe('model artifact', () => {
     const loaded = deserializeModel(trained.artifact);
     const sample = [...rows.slice(0, 300), ...unseen];
     expect(predictRows(loaded, sample)).toEqual(predictRows(trained.model, sample));
-    expect(loaded.metadata).toEqual(trained.metadata);
+    expect(loaded.metadata).toEqual(trained.model.metadata);
     expect(serializeModel(loaded)).toBe(trained.artifact);
   });
 
