@@ -575,23 +575,7 @@ export class DeclaredFeatureEncoder {
         `encoding ${state.encodingVersion} is not what this code reads for its declaration (${expected}): retrain the model`,
       );
     }
-    const targets = new Map<InvoiceColumnName, RawTarget>();
-    for (const [column, raw] of Object.entries(state.target.columns)) {
-      targets.set(column as InvoiceColumnName, {
-        values: raw.values,
-        classCounts: decodeTypedArray(raw.classCounts, Uint32Array, `${column} classCounts`),
-        rows: decodeTypedArray(raw.rows, Uint32Array, `${column} rows`),
-      });
-    }
-    return new DeclaredFeatureEncoder(
-      declaration,
-      new Map(Object.entries(state.categories) as [InvoiceColumnName, string[]][]),
-      new Map(Object.entries(state.numericEdges) as [InvoiceColumnName, number[]][]),
-      state.target.classes,
-      state.target.priorCounts,
-      state.target.priorRows,
-      targets,
-    );
+    return DeclaredFeatureEncoder.fromStoredParts(declaration, state, state.target.columns);
   }
 
   /**
@@ -607,8 +591,21 @@ export class DeclaredFeatureEncoder {
         `legacy encoder ${state.schemaVersion} (smoothing ${state.target.smoothingRows}) is not ${FEATURE_SCHEMA_VERSION}`,
       );
     }
+    return DeclaredFeatureEncoder.fromStoredParts(LEGACY_DECLARATION, state, state.target.fields);
+  }
+
+  /** Rebuilds an encoder from stored parts; the declared and the legacy state store them alike. */
+  private static fromStoredParts(
+    declaration: EncodingDeclaration,
+    state: {
+      categories: Record<string, string[]>;
+      numericEdges: Record<string, number[]>;
+      target: { classes: string[]; priorCounts: number[]; priorRows: number };
+    },
+    targetColumns: Record<string, { values: string[]; classCounts: string; rows: string }>,
+  ): DeclaredFeatureEncoder {
     const targets = new Map<InvoiceColumnName, RawTarget>();
-    for (const [column, raw] of Object.entries(state.target.fields)) {
+    for (const [column, raw] of Object.entries(targetColumns)) {
       targets.set(column as InvoiceColumnName, {
         values: raw.values,
         classCounts: decodeTypedArray(raw.classCounts, Uint32Array, `${column} classCounts`),
@@ -616,7 +613,7 @@ export class DeclaredFeatureEncoder {
       });
     }
     return new DeclaredFeatureEncoder(
-      LEGACY_DECLARATION,
+      declaration,
       new Map(Object.entries(state.categories) as [InvoiceColumnName, string[]][]),
       new Map(Object.entries(state.numericEdges) as [InvoiceColumnName, number[]][]),
       state.target.classes,
