@@ -16,6 +16,7 @@ import * as serving from '../shared/pipeline/servingActivities';
 import { planRetrain } from '../shared/pipeline/planning';
 import { compareChallenger } from '../shared/pipeline/comparison';
 import { recordRun } from '../shared/pipeline/runRecording';
+import { planModelServing } from '../shared/pipeline/servingPlanning';
 import { azureMonitorUsageReader } from '../shared/sci/azureMonitorMetrics';
 
 /**
@@ -67,12 +68,13 @@ export const PIPELINE_ACTIVITIES: ActivityImplementations<PipelineContext> = {
     containers.collectContainerUsage(
       ctx,
       input,
-      ctx.launcher.kind === 'aci' ? azureMonitorUsageReader(ctx.settings) : undefined,
+      ctx.launcher.kind !== 'local' ? azureMonitorUsageReader(ctx.settings) : undefined,
     ),
   deleteContainer: containers.deleteContainer,
   compareChallenger,
   promoteChallenger: champion.promoteChallenger,
   rollbackChampion: champion.rollbackChampion,
+  planModelServing,
   launchModelApi: containers.launchModelApi,
   checkModelApiHealth: (ctx, input) => containers.checkModelApiHealth(ctx, input),
   switchServing: serving.switchServing,

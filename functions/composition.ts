@@ -2,7 +2,7 @@ import { statusCodeOf } from '../shared/errors/classify';
 import { loadSettings, type Settings } from '../shared/config';
 import { createStorageClients, type StorageClients } from '../shared/storage/clients';
 import { ModelRegistry } from '../shared/registry';
-import { createContainerLauncher, type LauncherDeps } from '../shared/containers/createLauncher';
+import { createPipelineLauncher, type LauncherDeps } from '../shared/containers/createLauncher';
 import type { ContainerLauncher } from '../shared/containers/launcher';
 import { createCarbonChain, type CarbonProviderDeps } from '../shared/carbon/factory';
 import { ReadingCache } from '../shared/carbon/readingCache';
@@ -12,6 +12,7 @@ import { InvoiceStore } from '../shared/pipeline/invoiceStore';
 import { ProcessedBatchLedger } from '../shared/pipeline/batchLedger';
 import { PendingRetrainStore } from '../shared/pipeline/pendingRetrains';
 import { ServingStateStore } from '../shared/pipeline/servingState';
+import { ServingLoadStore } from '../shared/serving/servingLoadStore';
 import { EvaluationRecordStore } from '../shared/pipeline/evaluationRecords';
 import type { PipelineContext } from '../shared/pipeline/context';
 
@@ -38,6 +39,8 @@ export const TABLES = {
   ledger: 'processedbatches',
   runs: 'runrecords',
   daily: 'rundaily',
+  // Serving planner inputs (issue 11): load per hour from /metrics/load, accuracy by tree count.
+  servingLoad: 'servingload',
 } as const;
 
 export async function composePipeline(
@@ -55,6 +58,7 @@ export async function composePipeline(
   );
   const pending = new PendingRetrainStore(storage.table(TABLES.pending));
   const serving = new ServingStateStore(storage.table(TABLES.serving));
+  const servingLoad = new ServingLoadStore(storage.table(TABLES.servingLoad));
   const evaluations = new EvaluationRecordStore(storage.table(TABLES.evaluations));
   const runRecords = RunRecordStore.fromStorage(storage, { runs: TABLES.runs, daily: TABLES.daily });
   // On Azure the deployment creates containers and tables; identities without create rights get 403.
@@ -68,6 +72,7 @@ export async function composePipeline(
     ensure(ledger.ensureTable()),
     ensure(pending.ensureTable()),
     ensure(serving.ensureTable()),
+    ensure(servingLoad.ensureTable()),
     ensure(evaluations.ensureTable()),
     ensure(runRecords.ensureTables()),
   ]);
@@ -80,10 +85,11 @@ export async function composePipeline(
     ledger,
     pending,
     serving,
+    servingLoad,
     evaluations,
     runRecords,
     readings,
-    launcher: options.launcher ?? createContainerLauncher(settings, options.launcherDeps),
+    launcher: options.launcher ?? createPipelineLauncher(settings, options.launcherDeps),
     carbon: createCarbonChain(settings, {
       ...options.carbonDeps,
       now,

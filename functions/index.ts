@@ -10,6 +10,7 @@ import { processBlobEvent } from '../shared/pipeline/blobEvents';
 import { sweepIncoming } from '../shared/pipeline/incomingSweep';
 import { statusReport } from '../shared/pipeline/statusReport';
 import { loadSettings } from '../shared/config';
+import { loadPipelineManifest } from '../shared/pipelines/manifest';
 import { measureInvocation } from '../shared/sci/processUsage';
 import { METRIC } from '../shared/telemetry/telemetry';
 import { describeError } from '../shared/errors';
@@ -20,6 +21,8 @@ import { describeError } from '../shared/errors';
  * validated at start-up, so a misconfigured app fails once with a clear message.
  */
 const settings = loadSettings(process.env);
+// A bad pipelines file stops start-up here with one error naming every bad entry.
+loadPipelineManifest(settings);
 
 async function measured<T>(name: string, context: InvocationContext, fn: () => Promise<T>): Promise<T> {
   const run = await measureInvocation(fn, {

@@ -140,6 +140,7 @@ var dataTables = [
   'evaluations'
   'pendingretrains'
   'serving'
+  'servingload'
   'processedbatches'
 ]
 

@@ -19,13 +19,17 @@ export async function restoreServingApis(
     if (state.kind === 'running' || state.kind === 'pending') continue;
     await ctx.launcher.delete(serving.groupName);
     await ctx.launcher.create(
-      modelApiSpec(ctx, {
-        groupName: serving.groupName,
-        modelName: serving.modelName,
-        versionId: serving.versionId,
-        instanceId: retrainInstanceId(serving.modelName),
-        runId: 'restored-after-restart',
-      }),
+      modelApiSpec(
+        ctx,
+        {
+          groupName: serving.groupName,
+          modelName: serving.modelName,
+          versionId: serving.versionId,
+          instanceId: retrainInstanceId(serving.modelName),
+          runId: 'restored-after-restart',
+        },
+        serving.plan,
+      ),
     );
     const endpoint = await waitForHealthyEndpoint(ctx, serving.groupName, options.healthTimeoutMs ?? 30_000);
     await ctx.serving.updateEndpoint(serving.modelName, serving.groupName, endpoint);

@@ -263,6 +263,12 @@ function* deleteGroup(run: Run, groupName: string): Steps<void> {
  */
 function* rollOut(run: Run): Steps<Ending> {
   const modelName = run.request.modelName;
+  // The plan is an activity result: a replay launches exactly the configuration planned first.
+  const servingPlan = yield* run.call('planModelServing', {
+    modelName,
+    versionId: run.versionId,
+    nowIso: now(run).toISOString(),
+  });
   let health: HealthReport | null = null;
   let api: LaunchResult | null = null;
   for (let launch = 1; launch <= MODEL_API_LAUNCHES; launch++) {
@@ -272,6 +278,7 @@ function* rollOut(run: Run): Steps<Ending> {
       instanceId: run.df.instanceId,
       modelName,
       versionId: run.versionId,
+      plan: servingPlan,
     });
     if (!run.created.includes(api.groupName)) run.created.push(api.groupName);
     const relaunched = run.deleted.indexOf(api.groupName);
@@ -301,6 +308,7 @@ function* rollOut(run: Run): Steps<Ending> {
     cpuCores: api.cpuCores,
     memoryGb: api.memoryGb,
     since: now(run).toISOString(),
+    plan: servingPlan,
   });
   run.servingHandOver = api.groupName;
   for (const previous of switched.retiring) {

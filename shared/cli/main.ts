@@ -19,6 +19,7 @@ function loadCommands(): Register[] {
     require('./commands/carbonBestWindow'),
     require('./commands/train'),
     require('./commands/evaluate'),
+    require('./commands/pipelines'),
   ];
   /* eslint-enable @typescript-eslint/no-require-imports */
   return modules.map((m) => m.register);

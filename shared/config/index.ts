@@ -314,6 +314,14 @@ export const SETTINGS_SCHEMA = z.object({
     .max(7 * 24 * 60)
     .default(15)
     .describe('A blob still in invoices/incoming/ after this long is re-driven by the sweep.'),
+  // --- many pipelines (issue 12): models declared as data, see shared/pipelines/manifest.ts ---
+  PIPELINES_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'JSON file declaring the models to keep fresh; unset = the single MODEL_NAME VAT-rate pipeline.',
+    ),
 });
 
 export type Settings = z.output<typeof SETTINGS_SCHEMA>;

@@ -26,6 +26,15 @@ export interface ContainerSpec {
   identityResourceId?: string;
   /** E.g. orchestration instance id, stage, model. Keys starting with `greenml-` are reserved. */
   tags: Record<string, string>;
+  /** Model API on a host that scales (Container Apps, the local scale-to-zero front); ACI ignores it. */
+  scale?: ReplicaScale;
+}
+
+export interface ReplicaScale {
+  minReplicas: number;
+  maxReplicas: number;
+  /** HTTP scale rule: concurrent requests per replica before another is added. */
+  concurrentRequests: number;
 }
 
 export type ContainerRole = 'training' | 'model-api';
@@ -41,6 +50,17 @@ export interface ResourceUsage {
   cpuSeconds: number;
   peakRssBytes: number;
   wallSeconds: number;
+  /** A model API behind a scaling front: what its replicas really reserved and served. */
+  serving?: ReplicaUsage;
+}
+
+export interface ReplicaUsage {
+  /** Seconds any replica ran, summed over replicas; zero while scaled to zero. */
+  replicaSeconds: number;
+  coldStarts: number;
+  coldStartMs: readonly number[];
+  requests: number;
+  failedRequests: number;
 }
 
 export interface ListedGroup {
@@ -50,7 +70,7 @@ export interface ListedGroup {
 }
 
 export interface ContainerLauncher {
-  readonly kind: 'aci' | 'local';
+  readonly kind: 'aci' | 'local' | 'containerapps';
   /** Idempotent: creating an existing group with the same spec returns it; a different spec is a ConflictError. */
   create(spec: ContainerSpec): Promise<{ groupName: string; resourceId: string }>;
   status(groupName: string): Promise<GroupState>;
@@ -62,6 +82,9 @@ export interface ContainerLauncher {
   /** Groups this system created (tagged `greenml-role`), optionally only those carrying every given tag. */
   list(filter?: { tags?: Record<string, string> }): Promise<ListedGroup[]>;
 }
+
+/** Prefix of every model-API group name (shared/pipeline/containerActivities.ts names them). */
+export const MODEL_API_GROUP_PREFIX = 'api-';
 
 /** Tags the launchers add to every group; user tags may not use the prefix. */
 export const RESERVED_TAG_PREFIX = 'greenml-';
@@ -121,6 +144,13 @@ export const CONTAINER_SPEC_SCHEMA = z
     port: z.number().int().min(1).max(65535).optional(),
     identityResourceId: IDENTITY_ID.optional(),
     tags: USER_TAGS,
+    scale: z
+      .strictObject({
+        minReplicas: z.number().int().min(0).max(10),
+        maxReplicas: z.number().int().min(1).max(30),
+        concurrentRequests: z.number().int().min(1).max(1000),
+      })
+      .optional(),
   })
   .superRefine((spec, ctx) => {
     for (const key of Object.keys(spec.secureEnvironment ?? {})) {
@@ -157,6 +187,8 @@ export function specFingerprint(spec: ContainerSpec): string {
     port: spec.port ?? null,
     identityResourceId: spec.identityResourceId?.toLowerCase() ?? null,
     tags: sortedEntries(spec.tags),
+    // Absent for specs without scaling, so fingerprints of existing groups do not change.
+    ...(spec.scale ? { scale: spec.scale } : {}),
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ProviderError } from '../errors';
 
 /**
  * The pinned Bicep CLI. It is fetched only from NuGet, as the package
@@ -62,7 +63,13 @@ async function dotnetMajorVersion(): Promise<number | undefined> {
 async function cliVersion(executable: string): Promise<string> {
   const { stdout } = await run(executable, ['--version']);
   const version = /Bicep CLI version (\S+)/.exec(stdout)?.[1];
-  if (!version) throw new Error(`${executable} --version printed no version: ${stdout.trim()}`);
+  if (!version) {
+    throw new ProviderError(
+      'PROVIDER_RESPONSE_INVALID',
+      `${executable} --version printed no version: ${stdout.trim()}`,
+      'bicep-cli',
+    );
+  }
   return version;
 }
 

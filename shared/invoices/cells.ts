@@ -38,7 +38,22 @@ export const MIN_INVOICE_YEAR = 1970;
 export const MAX_INVOICE_YEAR = 2100;
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
+/** Verdicts by cell text: a batch holds a few dozen distinct dates, so each is parsed once. */
+const issuedAtVerdicts = new Map<string, CellResult<string>>();
+const MAX_CACHED_DATES = 4096;
+
 export const checkIssuedAt: CellCheck<string> = (raw) => {
+  if (typeof raw !== 'string' || raw.length > 10) return checkIssuedAtText(raw);
+  let verdict = issuedAtVerdicts.get(raw);
+  if (verdict === undefined) {
+    verdict = checkIssuedAtText(raw);
+    if (issuedAtVerdicts.size >= MAX_CACHED_DATES) issuedAtVerdicts.clear();
+    issuedAtVerdicts.set(raw, verdict);
+  }
+  return verdict;
+};
+
+const checkIssuedAtText: CellCheck<string> = (raw) => {
   const text = requiredString(raw);
   if (!text.ok) return text;
   const match = ISO_DATE.exec(text.value);
@@ -109,8 +124,10 @@ export const checkAmountNet = numberColumn(
   'must be between -1e9 and 1e9',
 );
 
+const WHOLE_NUMBER: NumberGrammar = { sign: false, fraction: false, exponent: false };
+
 export const checkLineCount: CellCheck<number> = (raw) => {
-  const parsed = parseGrammarNumber(raw, { sign: false, fraction: false, exponent: false });
+  const parsed = parseGrammarNumber(raw, WHOLE_NUMBER);
   if (!parsed.ok) return parsed;
   if (parsed.value < 1) return fail('must be at least 1');
   if (parsed.value > 10_000) return fail('must be at most 10000');

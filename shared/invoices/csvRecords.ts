@@ -107,6 +107,15 @@ export class CsvRecordSplitter {
         else if (c === 0) this.hasNul = true;
         continue;
       }
+      // Every byte with a meaning here (NUL, LF, CR, quote, comma) is at most 0x2c; letters,
+      // digits, '-', '.' and UTF-8 continuation bytes are all above it: one compare for most bytes.
+      if (c > COMMA) {
+        if (state !== State.Unquoted) {
+          if (state === State.QuoteInQuoted) this.markStrayQuote();
+          state = State.Unquoted;
+        }
+        continue;
+      }
       if (c === COMMA) {
         this.endField(i);
         this.fieldStart = i + 1 - this.recStart;
@@ -202,10 +211,16 @@ export class CsvRecordSplitter {
       out.push({ kind: 'malformed', site: ROW, reason: 'row contains NUL bytes (binary data)' });
       return;
     }
-    if (!isUtf8(buf.subarray(base, end))) {
+    // One decode per row. Invalid UTF-8 always decodes to U+FFFD, so only a row containing one needs
+    // the byte-level check. Without U+FFFD, a row decodes to one UTF-16 unit per byte only when it
+    // is all ASCII; then cells are cheap slices of this string at their byte offsets.
+    const text = buf.toString('utf8', base, end);
+    const replaced = text.includes('\uFFFD');
+    if (replaced && !isUtf8(buf.subarray(base, end))) {
       out.push(INVALID_UTF8);
       return;
     }
+    const ascii = !replaced && text.length === end - base;
     if (this.strayQuoteCell >= 0) {
       out.push({
         kind: 'malformed',
@@ -216,8 +231,10 @@ export class CsvRecordSplitter {
     }
     const cells = new Array<string>(count);
     for (let k = 0; k < count; k++) {
-      const start = base + this.starts[k];
-      const stop = base + this.ends[k];
+      const relativeStart = this.starts[k];
+      const relativeStop = this.ends[k];
+      const start = base + relativeStart;
+      const stop = base + relativeStop;
       if (stop - start > this.limits.maxFieldBytes) {
         out.push({
           kind: 'malformed',
@@ -236,10 +253,12 @@ export class CsvRecordSplitter {
           return;
         }
         // A clean quoted cell is exactly `"…"`: strip both ends and unescape doubled quotes.
-        const text = buf.toString('utf8', start + 1, stop - 1);
-        cells[k] = text.includes('"') ? text.replaceAll('""', '"') : text;
+        const inner = ascii
+          ? text.slice(relativeStart + 1, relativeStop - 1)
+          : buf.toString('utf8', start + 1, stop - 1);
+        cells[k] = inner.includes('"') ? inner.replaceAll('""', '"') : inner;
       } else {
-        cells[k] = buf.toString('utf8', start, stop);
+        cells[k] = ascii ? text.slice(relativeStart, relativeStop) : buf.toString('utf8', start, stop);
       }
     }
     out.push({ kind: 'ok', value: cells });

@@ -19,18 +19,19 @@ export type CellResult<T> = { ok: true; value: T } | { ok: false; message: strin
 /** Longer than any legal number in these columns; checked first so a huge cell costs nothing. */
 const MAX_NUMBER_CHARS = 32;
 
-const patterns = new Map<string, RegExp>();
+/** By grammar bits (sign 1, fraction 2, exponent 4): a lookup per cell without building a key string. */
+const patterns: (RegExp | undefined)[] = new Array<RegExp | undefined>(8);
 
 function patternOf(grammar: NumberGrammar): RegExp {
-  const key = `${+grammar.sign}${+grammar.fraction}${+grammar.exponent}`;
-  let pattern = patterns.get(key);
+  const key = (grammar.sign ? 1 : 0) | (grammar.fraction ? 2 : 0) | (grammar.exponent ? 4 : 0);
+  let pattern = patterns[key];
   if (!pattern) {
     pattern = new RegExp(
       `^${grammar.sign ? '[+-]?' : ''}[0-9]+${grammar.fraction ? '(?:\\.[0-9]+)?' : ''}${
         grammar.exponent ? '(?:[eE][+-]?[0-9]{1,3})?' : ''
       }$`,
     );
-    patterns.set(key, pattern);
+    patterns[key] = pattern;
   }
   return pattern;
 }

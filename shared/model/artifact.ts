@@ -128,13 +128,12 @@ export function deserializeModel(text: string): TrainedModel {
       metadata.classes.length !== forest.classes.length ||
       metadata.classes.some((c, i) => c !== forest.classes[i])
     ) {
-      throw new Error('metadata classes differ from the forest classes');
+      throw new ModelInvalidError('metadata classes differ from the forest classes');
     }
     const model: TrainedModel = { metadata, encoder, forest };
     texts.set(model, text);
     return model;
   } catch (cause) {
-    if (cause instanceof ModelInvalidError) throw cause;
     throw new ModelInvalidError(
       `Model artifact ${metadata.versionId} is inconsistent: ${describeError(cause)}`,
       {
@@ -146,7 +145,9 @@ export function deserializeModel(text: string): TrainedModel {
 
 function decodeForest(json: z.output<typeof ARTIFACT_SCHEMA>['forest'], encoder: FeatureEncoder): Forest {
   if (json.features !== encoder.featureCount) {
-    throw new Error(`the forest reads ${json.features} features, the encoder makes ${encoder.featureCount}`);
+    throw new ModelInvalidError(
+      `the forest reads ${json.features} features, the encoder makes ${encoder.featureCount}`,
+    );
   }
   const K = json.classes.length;
   const trees = json.trees.map((t, i) => {
@@ -165,23 +166,28 @@ function decodeForest(json: z.output<typeof ARTIFACT_SCHEMA>['forest'], encoder:
 function checkTree(tree: Tree, i: number, classCount: number, binCounts: Uint16Array): void {
   const nodes = tree.feature.length;
   if (nodes === 0 || tree.threshold.length !== nodes || tree.child.length !== nodes) {
-    throw new Error(`tree ${i} has arrays of different lengths or no nodes`);
+    throw new ModelInvalidError(`tree ${i} has arrays of different lengths or no nodes`);
   }
   if (tree.leafValues.length === 0 || tree.leafValues.length % classCount !== 0) {
-    throw new Error(`tree ${i} leaf values are not a whole number of ${classCount}-class vectors`);
+    throw new ModelInvalidError(
+      `tree ${i} leaf values are not a whole number of ${classCount}-class vectors`,
+    );
   }
   const vectors = tree.leafValues.length / classCount;
   for (let node = 0; node < nodes; node++) {
     const f = tree.feature[node];
     const child = tree.child[node];
     if (f === LEAF) {
-      if (child >= vectors) throw new Error(`tree ${i} node ${node} points at a missing leaf vector`);
+      if (child >= vectors)
+        throw new ModelInvalidError(`tree ${i} node ${node} points at a missing leaf vector`);
     } else {
-      if (f >= binCounts.length) throw new Error(`tree ${i} node ${node} splits on unknown feature ${f}`);
+      if (f >= binCounts.length)
+        throw new ModelInvalidError(`tree ${i} node ${node} splits on unknown feature ${f}`);
       if (tree.threshold[node] >= binCounts[f])
-        throw new Error(`tree ${i} node ${node} threshold out of range`);
+        throw new ModelInvalidError(`tree ${i} node ${node} threshold out of range`);
       // Children after their parent: every walk moves forward and ends at a leaf.
-      if (child <= node || child + 1 >= nodes) throw new Error(`tree ${i} node ${node} has invalid children`);
+      if (child <= node || child + 1 >= nodes)
+        throw new ModelInvalidError(`tree ${i} node ${node} has invalid children`);
     }
   }
 }

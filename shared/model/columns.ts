@@ -15,12 +15,12 @@ export type CategoricalField = (typeof CATEGORICAL_FIELDS)[number];
 
 /** Folds for out-of-fold target statistics; chosen by invoice id so they never change between runs. */
 export const TARGET_FOLDS = 5;
-const FOLD_SALT = 0x5eed;
+export const FOLD_SALT = 0x5eed;
 
 type TypedArray = Uint8Array | Uint32Array | Float64Array;
 
 /** An append-only typed column that doubles its buffer, so rows cost bytes rather than objects. */
-class GrowableColumn<T extends TypedArray> {
+export class GrowableColumn<T extends TypedArray> {
   private data: T;
   length = 0;
 
@@ -133,8 +133,22 @@ export class InvoiceColumns {
   }
 }
 
+/** By date text: a batch holds a few dozen distinct dates. */
+const calendars = new Map<string, { month: number; dayOfWeek: number }>();
+const MAX_CACHED_DATES = 4096;
+
 /** Month 0-11 and ISO-less day of week 0 (Sunday) - 6 of a YYYY-MM-DD date, without a Date per row. */
 export function calendarOf(isoDate: string): { month: number; dayOfWeek: number } {
+  let calendar = calendars.get(isoDate);
+  if (calendar === undefined) {
+    calendar = computeCalendar(isoDate);
+    if (calendars.size >= MAX_CACHED_DATES) calendars.clear();
+    calendars.set(isoDate, calendar);
+  }
+  return calendar;
+}
+
+function computeCalendar(isoDate: string): { month: number; dayOfWeek: number } {
   const year = Number(isoDate.slice(0, 4));
   const month = Number(isoDate.slice(5, 7)) - 1;
   const day = Number(isoDate.slice(8, 10));

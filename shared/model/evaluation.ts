@@ -1,4 +1,4 @@
-import { parseInvoiceBatch } from '../invoices/parser';
+import { parseInvoiceBatchChunks } from '../invoices/parser';
 import type { InvoiceRow } from '../invoices/schema';
 import { CATEGORICAL_FIELDS, InvoiceColumns, type CategoricalField } from './columns';
 import { ConfusionMatrix } from './metrics';
@@ -99,9 +99,11 @@ export async function evaluateOnBatch(
 ): Promise<EvaluationReport> {
   const evaluator = new ChunkedEvaluator(model, options.chunkRows);
   let rejected = 0;
-  for await (const item of parseInvoiceBatch(source, { fileName: info.fileName })) {
-    if (item.kind === 'accepted') evaluator.add(item.row);
-    else rejected++;
+  for await (const items of parseInvoiceBatchChunks(source, { fileName: info.fileName })) {
+    for (const item of items) {
+      if (item.kind === 'accepted') evaluator.add(item.row);
+      else rejected++;
+    }
   }
   return evaluator.report(rejected);
 }

@@ -21,16 +21,16 @@ export const FEATURE_SCHEMA_VERSION = 'invoice-features/1';
 /** Category code for a value never seen in training, or seen too rarely to get its own code. */
 export const UNSEEN_CODE = 0;
 /** Codes 1..511, so a categorical feature has at most 512 bins. */
-const MAX_CATEGORY_CODES = 511;
+export const MAX_CATEGORY_CODES = 511;
 /** A category needs this many training rows for its own code; rarer ones share UNSEEN_CODE, which
  * is exactly what the trees learn to treat as "unknown supplier", so unseen values at prediction
  * time land in a bin the trees have seen. */
-const MIN_CATEGORY_ROWS = 3;
-const MAX_NUMERIC_BINS = 256;
+export const MIN_CATEGORY_ROWS = 3;
+export const MAX_NUMERIC_BINS = 256;
 /** Target statistics are probabilities in [0, 1], binned uniformly so the bins survive warm start. */
-const TARGET_BINS = 64;
+export const TARGET_BINS = 64;
 /** m-estimate smoothing: a supplier seen n times is pulled towards the prior with weight m/(n+m). */
-const TARGET_SMOOTHING_ROWS = 10;
+export const TARGET_SMOOTHING_ROWS = 10;
 
 /** High-cardinality fields whose per-class frequencies are features (supplier and account carry the VAT rule). */
 export const TARGET_ENCODED_FIELDS = ['supplierId', 'accountCode'] as const;
@@ -459,12 +459,12 @@ export class FeatureEncoder {
   }
 }
 
-function probabilityBin(p: number): number {
+export function probabilityBin(p: number): number {
   return Math.min(TARGET_BINS - 1, Math.max(0, Math.floor(p * TARGET_BINS)));
 }
 
 /** Index of the first edge >= value, i.e. how many edges lie below it. */
-function lowerBound(edges: Float64Array, value: number): number {
+export function lowerBound(edges: Float64Array, value: number): number {
   let lo = 0;
   let hi = edges.length;
   while (lo < hi) {
@@ -476,7 +476,7 @@ function lowerBound(edges: Float64Array, value: number): number {
 }
 
 /** Up to MAX_NUMERIC_BINS - 1 distinct quantile cut points, so each bin holds about as many rows. */
-function quantileEdges(values: Float64Array): number[] {
+export function quantileEdges(values: Float64Array): number[] {
   if (values.length === 0) return [];
   const sorted = Float64Array.from(values).sort();
   const edges: number[] = [];
@@ -492,7 +492,7 @@ function quantileEdges(values: Float64Array): number[] {
  * them by dominant class so values that share a VAT class get adjacent codes: an ordinal split on
  * the code can then carve out a class in one or two cuts instead of dozens.
  */
-function chooseCodes(
+export function chooseCodes(
   values: readonly string[],
   classCounts: Uint32Array,
   rows: Uint32Array,

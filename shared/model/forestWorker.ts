@@ -1,4 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { InternalError } from '../errors';
 import type { WorkerInput, WorkerResult, WorkerTask } from './randomForest';
 import { growTree } from './tree';
 
@@ -8,7 +9,7 @@ import { growTree } from './tree';
  */
 const { matrix, params } = workerData as WorkerInput;
 const port = parentPort;
-if (port === null) throw new Error('forestWorker must run as a worker thread');
+if (port === null) throw new InternalError('forestWorker must run as a worker thread');
 
 port.on('message', (task: WorkerTask) => {
   let result: WorkerResult;

@@ -27,6 +27,8 @@ export interface ForestParams {
   /** Index of the first tree, so trees added by a warm start draw fresh seeds. */
   firstTreeIndex?: number;
   onTreeDone?: (done: number, total: number) => void;
+  /** Told once how many threads grow the trees (1 when no worker script is built beside this module). */
+  onThreads?: (threads: number) => void;
 }
 
 /** A trained forest: trees over the encoder's features, voting over `classes` (sorted class keys). */
@@ -62,6 +64,7 @@ export async function trainForest(
   );
   const threads = Math.min(params.trees, params.threads ?? Math.min(2, availableParallelism()));
   const inWorkers = threads > 1 && workerScript() !== undefined;
+  params.onThreads?.(inWorkers ? threads : 1);
   const columns = toColumns(matrix, { shared: inWorkers });
   const trees = inWorkers
     ? await growInWorkers(columns, treeParams, seeds, threads, params.onTreeDone)

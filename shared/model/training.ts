@@ -1,5 +1,5 @@
 import { ValidationError } from '../errors';
-import { parseInvoiceBatch } from '../invoices/parser';
+import { parseInvoiceBatchChunks } from '../invoices/parser';
 import type { InvoiceRow } from '../invoices/schema';
 import { sealModel } from './artifact';
 import { sortedClasses } from './classes';
@@ -56,6 +56,8 @@ export interface TrainingResult {
   artifact: string;
   /** Wall seconds per phase, to show where a training run's time goes. */
   phaseSeconds: TrainingPhases;
+  /** Threads that grew the trees (the model is the same whatever this is). */
+  fitThreads: number;
 }
 
 export interface TrainingPhases {
@@ -101,9 +103,11 @@ export async function trainFromBatches(
   let rejectedRows = 0;
   for (const source of sources) {
     const stream = await source.open();
-    for await (const item of parseInvoiceBatch(stream, { fileName: source.name })) {
-      if (item.kind === 'accepted') set.add(item.row);
-      else rejectedRows++;
+    for await (const items of parseInvoiceBatchChunks(stream, { fileName: source.name })) {
+      for (const item of items) {
+        if (item.kind === 'accepted') set.add(item.row);
+        else rejectedRows++;
+      }
     }
   }
   return finish(
@@ -189,6 +193,7 @@ async function finish(
   const newTrees = previous
     ? Math.min(options.trees, options.warmStartTrees ?? Math.ceil(options.trees * WARM_START_NEW_SHARE))
     : options.trees;
+  let fitThreads = 1;
   const grown = await trainForest(
     {
       bins: matrix.bins,
@@ -208,6 +213,9 @@ async function finish(
       threads: options.threads,
       firstTreeIndex: previous ? previous.forest.trees.length : 0,
       onTreeDone: options.onProgress,
+      onThreads: (threads) => {
+        fitThreads = threads;
+      },
     },
   );
   const forest: Forest = previous ? mergeForests(previous.forest, grown, options.trees, classes) : grown;
@@ -255,6 +263,7 @@ async function finish(
     holdout: holdoutReport,
     artifact: text,
     phaseSeconds,
+    fitThreads,
   };
 }
 

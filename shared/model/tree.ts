@@ -93,8 +93,9 @@ export function growTree(matrix: ColumnMatrix, params: TreeParams, seed: number)
 
   let maxBins = 1;
   for (let f = 0; f < features; f++) maxBins = Math.max(maxBins, binCounts[f]);
-  // Per bin: K class counts, then the bin's total (so the scan skips empty bins at once).
-  const histogram = new Uint32Array(maxBins * (K + 1));
+  // Per bin: K class counts. Int32, not Uint32: V8 keeps Int32Array elements as small integers,
+  // where Uint32Array reads may leave the integer fast path (counts never approach 2^31).
+  const histogram = new Int32Array(maxBins * K);
   const split = new SplitSearch(K, minLeaf);
   const order = new Uint8Array(features);
   // Per stack slot, the features known to be constant in that node: a feature constant in a node
@@ -136,15 +137,16 @@ export function growTree(matrix: ColumnMatrix, params: TreeParams, seed: number)
         wideSlot[f] < 0
           ? accumulateNarrow(narrow, f * rows, nodeRows, start, end, histogram, K)
           : accumulateWide(wide, wideSlot[f] * rows, nodeRows, start, end, histogram, K);
+      if (range === CONSTANT) {
+        constants[f] = 1;
+        continue;
+      }
       const lo = range & 0xffff;
       const hi = range >>> 16;
-      if (lo === hi) constants[f] = 1;
-      else {
-        visited++;
-        split.scan(histogram, lo, hi, f);
-      }
+      visited++;
+      split.scan(histogram, lo, hi, f);
       // Clear only the bins this node touched; the buffer is reused for every feature and node.
-      histogram.fill(0, lo * (K + 1), (hi + 1) * (K + 1));
+      histogram.fill(0, lo * K, (hi + 1) * K);
     }
     if (split.bestFeature < 0) {
       nodeChild[node] = leaves.idOf(split.classCounts, split.size);
@@ -177,25 +179,24 @@ export function growTree(matrix: ColumnMatrix, params: TreeParams, seed: number)
   };
 }
 
+/** What accumulate returns for a feature with a single bin among the node's rows. */
+const CONSTANT = -1;
+
 /**
- * The bootstrap's distinct rows in ascending order, with label and draw count alongside so a
- * node's reads of them are sequential. Each node owns a range [start, end).
+ * The bootstrap's distinct rows in ascending order, with label and draw count alongside (one word:
+ * label << 16 | draws) so a node's reads of them are sequential. Each node owns a range [start, end).
  */
 class NodeRows {
-  readonly index: Uint32Array;
-  readonly label: Uint8Array;
-  readonly weight: Uint16Array;
-  private readonly spillIndex: Uint32Array;
-  private readonly spillLabel: Uint8Array;
-  private readonly spillWeight: Uint16Array;
+  readonly index: Int32Array;
+  readonly labelWeight: Int32Array;
+  private readonly spillIndex: Int32Array;
+  private readonly spillLabelWeight: Int32Array;
 
   constructor(readonly length: number) {
-    this.index = new Uint32Array(length);
-    this.label = new Uint8Array(length);
-    this.weight = new Uint16Array(length);
-    this.spillIndex = new Uint32Array(length);
-    this.spillLabel = new Uint8Array(length);
-    this.spillWeight = new Uint16Array(length);
+    this.index = new Int32Array(length);
+    this.labelWeight = new Int32Array(length);
+    this.spillIndex = new Int32Array(length);
+    this.spillLabelWeight = new Int32Array(length);
   }
 
   /**
@@ -209,26 +210,24 @@ class NodeRows {
     start: number,
     end: number,
   ): number {
-    const { index, label, weight, spillIndex, spillLabel, spillWeight } = this;
+    const { index, labelWeight, spillIndex, spillLabelWeight } = this;
     let i = start;
     let spilled = 0;
     for (let from = start; from < end; from++) {
       const row = index[from];
+      const lw = labelWeight[from];
       if (columns[column + row] <= threshold) {
         index[i] = row;
-        label[i] = label[from];
-        weight[i] = weight[from];
+        labelWeight[i] = lw;
         i++;
       } else {
         spillIndex[spilled] = row;
-        spillLabel[spilled] = label[from];
-        spillWeight[spilled] = weight[from];
+        spillLabelWeight[spilled] = lw;
         spilled++;
       }
     }
     index.set(spillIndex.subarray(0, spilled), i);
-    label.set(spillLabel.subarray(0, spilled), i);
-    weight.set(spillWeight.subarray(0, spilled), i);
+    labelWeight.set(spillLabelWeight.subarray(0, spilled), i);
     return i;
   }
 }
@@ -247,18 +246,18 @@ function bootstrap(rows: number, labels: Uint8Array, random: () => number): Node
   for (let r = 0, i = 0; r < rows; r++) {
     if (drawCounts[r] === 0) continue;
     nodeRows.index[i] = r;
-    nodeRows.label[i] = labels[r];
-    nodeRows.weight[i] = drawCounts[r];
+    nodeRows.labelWeight[i] = (labels[r] << 16) | drawCounts[r];
     i++;
   }
   return nodeRows;
 }
 
 /**
- * Adds a node's rows to one feature's class histogram (bins × (K + 1), the last cell the bin's
- * total) and returns the lowest bin seen | the highest << 16. Small functions of their own, one per
- * column type, so V8 optimises this hottest loop monomorphically (inside the large tree loop it
- * ran about twice as slow).
+ * Adds a node's rows to one feature's class histogram (bins × K) and returns the lowest bin seen |
+ * the highest << 16, or CONSTANT (histogram untouched) when every row has the same bin: that is
+ * checked first with bare reads, as deep in a tree most drawn features are constant (the target
+ * statistics of one supplier) and need no histogram. Small functions of their own, one per column
+ * type, so V8 optimises this hottest loop monomorphically.
  */
 function accumulateNarrow(
   columns: Uint8Array,
@@ -266,23 +265,28 @@ function accumulateNarrow(
   nodeRows: NodeRows,
   start: number,
   end: number,
-  histogram: Uint32Array,
+  histogram: Int32Array,
   K: number,
 ): number {
-  const { index, label, weight } = nodeRows;
-  const stride = K + 1;
-  let lo = 0xffff;
-  let hi = 0;
-  for (let i = start; i < end; i++) {
+  const { index, labelWeight } = nodeRows;
+  const first = columns[column + index[start]];
+  let i = start + 1;
+  while (i < end && columns[column + index[i]] === first) i++;
+  if (i === end) return CONSTANT;
+  for (let j = start; j < i; j++) {
+    const lw = labelWeight[j];
+    histogram[first * K + (lw >>> 16)] += lw & 0xffff;
+  }
+  let lo = first;
+  let hi = first;
+  for (; i < end; i++) {
     const bin = columns[column + index[i]];
-    const w = weight[i];
-    const cell = bin * stride;
-    histogram[cell + label[i]] += w;
-    histogram[cell + K] += w;
+    const lw = labelWeight[i];
+    histogram[bin * K + (lw >>> 16)] += lw & 0xffff;
     if (bin < lo) lo = bin;
     if (bin > hi) hi = bin;
   }
-  return (lo | (hi << 16)) >>> 0;
+  return lo | (hi << 16);
 }
 
 /** accumulateNarrow for two-byte columns (the same body; kept apart so each stays monomorphic). */
@@ -292,23 +296,28 @@ function accumulateWide(
   nodeRows: NodeRows,
   start: number,
   end: number,
-  histogram: Uint32Array,
+  histogram: Int32Array,
   K: number,
 ): number {
-  const { index, label, weight } = nodeRows;
-  const stride = K + 1;
-  let lo = 0xffff;
-  let hi = 0;
-  for (let i = start; i < end; i++) {
+  const { index, labelWeight } = nodeRows;
+  const first = columns[column + index[start]];
+  let i = start + 1;
+  while (i < end && columns[column + index[i]] === first) i++;
+  if (i === end) return CONSTANT;
+  for (let j = start; j < i; j++) {
+    const lw = labelWeight[j];
+    histogram[first * K + (lw >>> 16)] += lw & 0xffff;
+  }
+  let lo = first;
+  let hi = first;
+  for (; i < end; i++) {
     const bin = columns[column + index[i]];
-    const w = weight[i];
-    const cell = bin * stride;
-    histogram[cell + label[i]] += w;
-    histogram[cell + K] += w;
+    const lw = labelWeight[i];
+    histogram[bin * K + (lw >>> 16)] += lw & 0xffff;
     if (bin < lo) lo = bin;
     if (bin > hi) hi = bin;
   }
-  return (lo | (hi << 16)) >>> 0;
+  return lo | (hi << 16);
 }
 
 /** One node's class counts and the best split found so far among the features scanned. */
@@ -330,13 +339,14 @@ class SplitSearch {
   }
 
   begin(nodeRows: NodeRows, start: number, end: number): void {
-    const { label, weight } = nodeRows;
+    const { labelWeight } = nodeRows;
     const counts = this.classCounts;
     counts.fill(0);
     let size = 0;
     for (let i = start; i < end; i++) {
-      const w = weight[i];
-      counts[label[i]] += w;
+      const lw = labelWeight[i];
+      const w = lw & 0xffff;
+      counts[lw >>> 16] += w;
       size += w;
     }
     let squares = 0;
@@ -354,17 +364,15 @@ class SplitSearch {
   }
 
   /** Best threshold of one feature by the gini proxy sum(left²)/nLeft + sum(right²)/nRight. */
-  scan(histogram: Uint32Array, lo: number, hi: number, feature: number): void {
+  scan(histogram: Int32Array, lo: number, hi: number, feature: number): void {
     const { K, minLeaf, size, classCounts, left } = this;
-    const stride = K + 1;
     left.fill(0);
     let nLeft = 0;
     let leftSquares = 0;
     let rightSquares = this.parentSquares;
     for (let bin = lo; bin < hi; bin++) {
-      const cell = bin * stride;
-      // An empty bin scores as the bin before it, which can never be strictly better.
-      if (histogram[cell + K] === 0) continue;
+      const cell = bin * K;
+      let binRows = 0;
       for (let k = 0; k < K; k++) {
         const c = histogram[cell + k];
         if (c === 0) continue;
@@ -373,8 +381,11 @@ class SplitSearch {
         leftSquares += 2 * l * c + c * c;
         rightSquares += c * c - 2 * r * c;
         left[k] = l + c;
-        nLeft += c;
+        binRows += c;
       }
+      // An empty bin scores as the bin before it, which can never be strictly better.
+      if (binRows === 0) continue;
+      nLeft += binRows;
       const nRight = size - nLeft;
       if (nLeft < minLeaf) continue;
       if (nRight < minLeaf) break;

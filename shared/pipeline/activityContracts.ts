@@ -9,6 +9,7 @@ import {
   WINDOW_PLAN_SCHEMA,
 } from './contracts';
 import { SERVING_SCHEMA } from './servingState';
+import { SERVING_PLAN_RECORD_SCHEMA } from '../serving/servingPlanRecord';
 
 /**
  * Every activity's contract in one table: name -> input schema, output schema. The activity side
@@ -104,12 +105,18 @@ export const ACTIVITY_CONTRACTS = {
     input: z.object({ modelName: z.string(), expectedChampion: z.string(), reason: z.string().min(1) }),
     output: z.object({ championVersionId: z.string().nullable() }),
   },
+  /** Where, how big, which trees and how it scales: the plan the launch and the serve stage follow. */
+  planModelServing: {
+    input: z.object({ modelName: z.string(), versionId: z.string(), nowIso: isoDateTime }),
+    output: SERVING_PLAN_RECORD_SCHEMA,
+  },
   launchModelApi: {
     input: z.object({
       runId: z.string().min(8),
       instanceId: z.string(),
       modelName: z.string(),
       versionId: z.string(),
+      plan: SERVING_PLAN_RECORD_SCHEMA,
     }),
     output: LAUNCH_RESULT_SCHEMA,
   },

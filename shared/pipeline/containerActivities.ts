@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
-import { modelApiCredentials } from '../modelApi/credentials';
+import { modelApiCredentials, modelApiKeySource, type ModelApiCredentials } from '../modelApi/credentials';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
-import type { ContainerSpec } from '../containers/launcher';
+import { MODEL_API_GROUP_PREFIX, type ContainerSpec } from '../containers/launcher';
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
 import type { ContainerState, StageUsage } from './contracts';
+import type { ServingPlanRecord } from '../serving/servingPlanRecord';
 
 /**
  * The activities that start, watch and remove containers (training jobs and model APIs). Each is
@@ -147,7 +148,8 @@ export async function collectContainerUsage(
       resourceSource: 'local-process',
     };
   }
-  if (ctx.launcher.kind === 'aci' && azureMonitor) {
+  // Training runs on ACI whenever the launcher is not local (Container Apps hosts only the model API).
+  if (ctx.launcher.kind !== 'local' && azureMonitor) {
     const metrics = await azureMonitor(input);
     return {
       ...base,
@@ -177,26 +179,33 @@ export async function deleteContainer(
 
 export const MODEL_API_PORT = 8080;
 
-/** The model API's container spec; also used to restart a serving API a local host lost. */
+/**
+ * The model API's container spec as the serving plan asks for it (region, size, served trees,
+ * scaling); also used to restart a serving API a local host lost, with the plan it was launched with.
+ * The credentials default to the local per-run key; an Azure launch passes the Key Vault key.
+ */
 export function modelApiSpec(
   ctx: PipelineContext,
   api: { groupName: string; modelName: string; versionId: string; instanceId: string; runId: string },
+  plan: ServingPlanRecord | null,
+  auth: ModelApiCredentials = modelApiCredentials(ctx.launcher.kind),
 ): ContainerSpec {
   const s = ctx.settings;
   const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
-  const auth = modelApiCredentials(ctx.launcher.kind);
+  const scaling = plan?.scaling;
   return {
     groupName: api.groupName,
     role: 'model-api',
     image: s.MODEL_API_IMAGE,
-    region: s.HOME_REGION,
-    cpuCores: s.MODEL_API_CPU_CORES,
-    memoryGb: s.MODEL_API_MEMORY_GB,
+    region: plan?.region ?? s.HOME_REGION,
+    cpuCores: plan?.size.cpuCores ?? s.MODEL_API_CPU_CORES,
+    memoryGb: plan?.size.memoryGb ?? s.MODEL_API_MEMORY_GB,
     environment: {
       ...storageEnv.environment,
       ...auth.environment,
       MODEL_NAME: api.modelName,
       MODEL_VERSION: api.versionId,
+      ...(plan?.servedTrees ? { MODEL_API_SERVE_TREES: String(plan.servedTrees) } : {}),
     },
     secureEnvironment: { ...storageEnv.secureEnvironment, ...auth.secureEnvironment },
     port: MODEL_API_PORT,
@@ -208,6 +217,15 @@ export function modelApiSpec(
       runId: api.runId,
       stage: 'serve',
     },
+    ...(scaling?.kind === 'scale-to-zero'
+      ? {
+          scale: {
+            minReplicas: 0,
+            maxReplicas: scaling.maxReplicas,
+            concurrentRequests: scaling.concurrentRequestsPerReplica,
+          },
+        }
+      : {}),
   };
 }
 
@@ -216,17 +234,22 @@ export async function launchModelApi(
   ctx: PipelineContext,
   input: ParsedActivityInput<'launchModelApi'>,
 ): Promise<ActivityOutput<'launchModelApi'>> {
-  const s = ctx.settings;
-  const groupName = `api-${shortId(input.runId)}`;
-  await ctx.launcher.create(modelApiSpec(ctx, { ...input, groupName }));
+  const groupName = modelApiGroupName(input.runId);
+  const auth = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
+  const spec = modelApiSpec(ctx, { ...input, groupName }, input.plan, auth);
+  await ctx.launcher.create(spec);
   return {
     groupName,
     dataWindow: [],
-    cpuCores: s.MODEL_API_CPU_CORES,
-    memoryGb: s.MODEL_API_MEMORY_GB,
-    region: s.HOME_REGION,
+    cpuCores: spec.cpuCores,
+    memoryGb: spec.memoryGb,
+    region: spec.region,
     launchedAt: ctx.now().toISOString(),
   };
+}
+
+export function modelApiGroupName(runId: string): string {
+  return `${MODEL_API_GROUP_PREFIX}${shortId(runId)}`;
 }
 
 const MODEL_INFO = z.looseObject({ versionId: z.string() });
@@ -246,6 +269,9 @@ export async function checkModelApiHealth(
     return { ...unhealthy, lost, detail: `container ${why}` };
   }
   if (!state.endpoint) return { ...unhealthy, detail: 'no endpoint yet' };
+  // Outside the try: a key that cannot be read is the activity's failure (typed, retried by its
+  // rule), not an unhealthy API.
+  const { headers } = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
   try {
     const health = await fetchImpl(`${state.endpoint}/health`, { signal: AbortSignal.timeout(5000) });
     if (health.status !== 200) {
@@ -255,7 +281,7 @@ export async function checkModelApiHealth(
       MODEL_INFO,
       await (
         await fetchImpl(`${state.endpoint}/model`, {
-          headers: modelApiCredentials(ctx.launcher.kind).headers,
+          headers,
           signal: AbortSignal.timeout(5000),
         })
       ).json(),

@@ -11,6 +11,7 @@ import type { ProcessedBatchLedger } from './batchLedger';
 import type { PendingRetrainStore } from './pendingRetrains';
 import type { ServingStateStore } from './servingState';
 import type { EvaluationRecordStore } from './evaluationRecords';
+import type { ServingLoadStore } from '../serving/servingLoadStore';
 
 /**
  * Everything a trigger or activity needs, built once per process (functions/composition.ts on
@@ -25,6 +26,8 @@ export interface PipelineContext {
   readonly ledger: ProcessedBatchLedger;
   readonly pending: PendingRetrainStore;
   readonly serving: ServingStateStore;
+  /** The model API's load per hour and each version's accuracy by tree count (serving planner inputs). */
+  readonly servingLoad: ServingLoadStore;
   readonly evaluations: EvaluationRecordStore;
   readonly runRecords: RunRecordStore;
   readonly launcher: ContainerLauncher;

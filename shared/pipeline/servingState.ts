@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ConflictError } from '../errors';
 import { statusCodeOf } from '../errors/classify';
 import { parseJsonWith } from '../validation';
+import { SERVING_PLAN_RECORD_SCHEMA } from '../serving/servingPlanRecord';
 
 /**
  * Which model-API container group serves each model, and the ones it replaced that are not yet
@@ -17,6 +18,8 @@ export const SERVING_SCHEMA = z.object({
   cpuCores: z.number(),
   memoryGb: z.number(),
   since: z.string(),
+  /** The serving plan the API was launched with (null for APIs launched before plans existed). */
+  plan: SERVING_PLAN_RECORD_SCHEMA.nullable().default(null),
 });
 export type ServingRecord = z.output<typeof SERVING_SCHEMA>;
 

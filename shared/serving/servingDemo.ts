@@ -2,14 +2,12 @@ import { findAzureRegion } from '../carbon/azureRegions';
 import { intensityAt, loadTraceSeries, type TraceSeries } from '../carbon/traceData';
 import { TraceProvider } from '../carbon/traceProvider';
 import type { Settings } from '../config';
-import { parseInvoiceBatch } from '../invoices/parser';
-import { isHoldoutRow } from '../model/training';
 import type { PipelineContext } from '../pipeline/context';
-import { loadModelVersion } from '../pipeline/modelCache';
+import { recordedTreeAccuracy } from '../pipeline/servingPlanning';
 import { measuredCapacityProfile } from './capacityProfile';
 import { syntheticArrivals } from './loadTrace';
 import { compareServingPlans, describePlan, type ServingComparison } from './servingComparison';
-import { TreeCountEvaluator, type TreeCountAccuracy } from './treeCountAccuracy';
+import type { TreeCountAccuracy } from './treeCountAccuracy';
 
 /**
  * The serving half of the `npm start` summary: the planner run over the demo period on a seeded,
@@ -21,22 +19,14 @@ export const DEMO_PEAK_REQUESTS_PER_HOUR = 1200;
 const DEMO_LOAD_SEED = 11;
 const DAY_MS = 86_400_000;
 
-/** Held-out accuracy of the champion's first k trees, on the held-out rows of its own data window. */
+/** Held-out accuracy of the champion's first k trees, as recorded with its version. */
 export async function championTreeAccuracy(
   ctx: PipelineContext,
   modelName: string,
 ): Promise<TreeCountAccuracy | null> {
   const champion = await ctx.registry.getChampion(modelName);
   if (!champion) return null;
-  const model = await loadModelVersion(ctx, modelName, champion.pointer.versionId);
-  const evaluator = new TreeCountEvaluator(model);
-  for (const batch of model.metadata.dataWindow) {
-    const stream = await ctx.invoices.openAccepted(batch);
-    for await (const record of parseInvoiceBatch(stream, { fileName: batch })) {
-      if (record.kind === 'accepted' && isHoldoutRow(record.row.invoiceId)) evaluator.add(record.row);
-    }
-  }
-  return evaluator.result();
+  return recordedTreeAccuracy(ctx, modelName, champion.pointer.versionId);
 }
 
 export interface ServingDemoSummary {

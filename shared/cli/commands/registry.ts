@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadSettings } from '../../config';
 import type { ModelMetadata } from '../../model/metadata';
+import { loadPipelineManifest, selectModel } from '../../pipelines/manifest';
 import { ModelRegistry, type ChampionPointer, type HistoryEntry } from '../../registry';
 import { checkModelName, checkVersionId } from '../../registry/names';
 import { createStorageClients } from '../../storage/clients';
@@ -14,7 +15,8 @@ interface CommonOptions {
 function openRegistry(options: CommonOptions): { registry: ModelRegistry; modelName: string } {
   const settings = loadSettings();
   const registry = new ModelRegistry(createStorageClients(settings).blobs);
-  return { registry, modelName: checkModelName(options.model ?? settings.MODEL_NAME) };
+  const modelName = selectModel(loadPipelineManifest(settings), options.model, settings.MODEL_NAME);
+  return { registry, modelName: checkModelName(modelName) };
 }
 
 function print(json: boolean | undefined, value: unknown, text: () => string): void {
@@ -66,7 +68,7 @@ function metadataText(metadata: ModelMetadata, isChampion: boolean): string {
 
 function withCommonOptions(command: Command): Command {
   return command
-    .option('--model <name>', 'model name (default: the MODEL_NAME setting)')
+    .option('--model <name>', 'model (pipeline) name (default: MODEL_NAME, or the only declared pipeline)')
     .option('--json', 'print JSON instead of a table');
 }
 

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { loadSettings, type Settings } from '../../config';
 import { createCarbonProvider } from '../../carbon/factory';
+import { loadPipelineManifest, selectModel } from '../../pipelines/manifest';
 import { collectReportData, REPORT_RANGE_SCHEMA } from '../../report/collectReportData';
 import { writeReport } from '../../report/renderReport';
 import { storageReportSources } from '../../report/storageSources';
@@ -56,7 +57,7 @@ export async function runReport(rawOptions: unknown, deps: ReportCliDeps = {}): 
   const fallbackProvider =
     settings.CARBON_PROVIDER === 'trace' ? createCarbonProvider(settings, { now }) : undefined;
   const data = await collectReportData(storageReportSources(storage, { fallbackProvider }), {
-    modelName: options.model ?? settings.MODEL_NAME,
+    modelName: selectModel(loadPipelineManifest(settings), options.model, settings.MODEL_NAME),
     range,
     homeRegion: settings.HOME_REGION,
     regions: settings.ALLOWED_REGIONS,
@@ -80,7 +81,7 @@ export function register(program: Command): void {
     .command('report')
     .description('Write the self-contained HTML report (charts, runs with SCI per stage, provenance).')
     .requiredOption('--out <file>', 'HTML file to write (folders are created)')
-    .option('--model <name>', 'model name (default: MODEL_NAME)')
+    .option('--model <name>', 'model (pipeline) name (default: MODEL_NAME, or the only declared pipeline)')
     .option('--from <iso>', `start of the period (default: ${DEFAULT_DAYS} days before --to)`)
     .option('--to <iso>', 'end of the period (default: now)')
     .option('--title <text>', 'report title')

@@ -2,13 +2,15 @@ import { createReadStream } from 'node:fs';
 import { access, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
-import { NotFoundError } from '../../errors';
+import { ConfigError, NotFoundError } from '../../errors';
 import { deserializeModel } from '../../model/artifact';
 import type { TrainedModel } from '../../model/trainedModel';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { SETTINGS_SCHEMA } from '../../config';
 import { trainFromBatches, type BatchSource } from '../../model/training';
+import { encodingVersion, LEGACY_DECLARATION } from '../../pipelines/featureEncoding';
+import { findPipeline, loadPipelineManifest, pipelineDefaultsFromEnv } from '../../pipelines/manifest';
 import { parseWith } from '../../validation';
 import { ProgressBar } from '../progress';
 
@@ -31,6 +33,7 @@ const OPTIONS_SCHEMA = z.object({
   maxDepth: positiveInt.max(64).optional(),
   holdout: z.coerce.number().min(0).lt(1).optional(),
   modelName: z.string().min(1).optional(),
+  model: z.string().min(1).optional(),
   versionId: z
     .string()
     .regex(/^[A-Za-z0-9._-]{1,80}$/, 'letters, digits, . _ - (at most 80)')
@@ -50,6 +53,35 @@ function forestSettings(): z.output<typeof settingDefaults> {
   return parseWith(settingDefaults, env, 'forest settings');
 }
 
+/**
+ * `--model`: the pipeline's name and forest settings. This trainer reads rows with the single-model
+ * encoder, so only pipelines declaring exactly those features can be trained here.
+ */
+function pipelineForestSettings(options: {
+  model?: string;
+  modelName?: string;
+}): z.output<typeof settingDefaults> {
+  if (options.modelName !== undefined) {
+    throw new ConfigError('Pass --model or --model-name, not both', [
+      { key: 'model', reason: 'conflicts with --model-name' },
+    ]);
+  }
+  const pipeline = findPipeline(loadPipelineManifest(pipelineDefaultsFromEnv()), options.model as string);
+  if (encodingVersion(pipeline) !== encodingVersion(LEGACY_DECLARATION)) {
+    throw new ConfigError(
+      `Pipeline ${pipeline.name} declares its own label or features; \`train\` reads only the VAT-rate features`,
+      [{ key: 'model', reason: `${pipeline.name} is not a VAT-rate pipeline` }],
+    );
+  }
+  return {
+    MODEL_NAME: pipeline.name,
+    FOREST_TREES: pipeline.forest.trees,
+    FOREST_MAX_FEATURES: pipeline.forest.maxFeatures,
+    FOREST_MIN_SAMPLES_LEAF: pipeline.forest.minSamplesLeaf,
+    FOREST_MAX_DEPTH: pipeline.forest.maxDepth,
+  };
+}
+
 export function register(program: Command): void {
   program
     .command('train')
@@ -65,6 +97,10 @@ export function register(program: Command): void {
     .option('--max-depth <n>', 'maximum tree depth (default: FOREST_MAX_DEPTH)')
     .option('--holdout <fraction>', 'share of rows held out by invoice-id hash (default 0.2)')
     .option('--model-name <name>', 'model name (default: MODEL_NAME)')
+    .option(
+      '--model <name>',
+      'declared pipeline whose name and forest settings to use (VAT-rate features only)',
+    )
     .option('--version-id <id>', 'version id (default: training time and seed)')
     .option('--warm-start <model.json>', 'grow new trees on --data and merge them with this model')
     .option(
@@ -74,7 +110,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'worker threads growing trees (default: up to 2)')
     .action(async (raw: Record<string, unknown>) => {
       const options = parseWith(OPTIONS_SCHEMA, raw, 'train options');
-      const settings = forestSettings();
+      const settings = options.model === undefined ? forestSettings() : pipelineForestSettings(options);
       const warmStartFrom = options.warmStart ? await readModelFile(options.warmStart) : undefined;
       const { sources, bar: reading } = await fileSources(options.data, 'reading');
       const trees = options.trees ?? settings.FOREST_TREES;
@@ -113,6 +149,7 @@ export function register(program: Command): void {
             rejectedRows: result.rejectedRows,
             cpuSeconds: result.cpuSeconds,
             phaseSeconds: { ...result.phaseSeconds, write },
+            fitThreads: result.fitThreads,
             holdout: result.holdout,
           },
           null,

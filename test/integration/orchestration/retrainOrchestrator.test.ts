@@ -11,6 +11,7 @@ import type {
   WindowPlan,
 } from '../../../shared/pipeline/contracts';
 import { testStorage, uniqueName } from '../../support/storage';
+import type { ServingPlanRecord } from '../../../shared/serving/servingPlanRecord';
 
 /**
  * The orchestrator driven through the real durable-functions replay (local runtime), with
@@ -52,6 +53,23 @@ function usage(stage: string, startedAt: string, endedAt: string): StageUsage {
 }
 
 type Scripted = ActivityImplementations<null>;
+
+const servingPlan: ServingPlanRecord = {
+  kind: 'planned',
+  host: 'containerapps',
+  region: 'swedencentral',
+  rttMs: 24,
+  size: { cpuCores: 0.5, memoryGb: 1 },
+  servedTrees: 12,
+  fullTrees: 50,
+  servedAccuracy: 0.9,
+  fullAccuracy: 0.901,
+  scaling: { kind: 'scale-to-zero', minReplicas: 0, maxReplicas: 2, concurrentRequestsPerReplica: 3 },
+  peakRowsPerSecond: 40,
+  expectedP999Ms: 60,
+  reasons: ['greenest eligible region'],
+  plannedAt: T0,
+};
 
 function scriptedActivities(script: Script, c: ReturnType<typeof clock>) {
   const live = new Set<string>();
@@ -109,14 +127,15 @@ function scriptedActivities(script: Script, c: ReturnType<typeof clock>) {
         ? { kind: 'conflict', currentChampion: 'other' }
         : { kind: 'promoted', versionId };
     },
-    launchModelApi: (_ctx, { runId }) => {
+    planModelServing: (_ctx, { nowIso }) => ({ ...servingPlan, plannedAt: nowIso }),
+    launchModelApi: (_ctx, { runId, plan }) => {
       live.add(`api-${runId}`);
       return {
         groupName: `api-${runId}`,
         dataWindow: [],
-        cpuCores: 1,
-        memoryGb: 1.5,
-        region: 'westeurope',
+        cpuCores: plan.size.cpuCores,
+        memoryGb: plan.size.memoryGb,
+        region: plan.region,
         launchedAt: at(),
       };
     },
@@ -134,6 +153,7 @@ function scriptedActivities(script: Script, c: ReturnType<typeof clock>) {
           cpuCores: 1,
           memoryGb: 1.5,
           since: T0,
+          plan: null,
         },
       ],
     }),
@@ -251,6 +271,19 @@ describe('retrainOrchestrator', () => {
     // training group deleted; the new API is serving (handed over), the old one retired
     expect([...t.live]).toEqual([`api-${summary.runId}`]);
     expect(t.calls.some((c) => c.name === 'retireModelApi')).toBe(true);
+    // The API is launched and recorded exactly as planned, the plan made once, after promotion.
+    const names = t.calls.map((c) => c.name);
+    expect(names.filter((n) => n === 'planModelServing')).toHaveLength(1);
+    expect(names.indexOf('planModelServing')).toBeGreaterThan(names.indexOf('promoteChallenger'));
+    expect(t.calls.find((c) => c.name === 'launchModelApi')?.input).toMatchObject({
+      plan: { region: 'swedencentral', size: { cpuCores: 0.5 }, servedTrees: 12 },
+    });
+    expect(t.calls.find((c) => c.name === 'switchServing')?.input).toMatchObject({
+      region: 'swedencentral',
+      cpuCores: 0.5,
+      memoryGb: 1,
+      plan: { servedTrees: 12, scaling: { kind: 'scale-to-zero' } },
+    });
   });
 
   it('starts by the deadline when no window is signalled', async () => {

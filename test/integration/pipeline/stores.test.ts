@@ -198,6 +198,7 @@ describe('ServingStateStore', () => {
       cpuCores: 1,
       memoryGb: 1.5,
       since: 'now',
+      plan: null,
     });
     expect(await store.switchTo('vat-rate', rec('api-1'))).toEqual([]);
     expect(await store.switchTo('vat-rate', rec('api-2'))).toMatchObject([{ groupName: 'api-1' }]);
