@@ -113,7 +113,10 @@ export async function buildDeployPackage(
   const result = await build({
     absWorkingDir: repoRoot,
     entryPoints: {
+      // index registers the functions and nothing else; runtime (the pipeline and its SDKs) is
+      // required by the first invocation, so a cold host does not parse it before registering.
       index: 'functions/index.ts',
+      runtime: 'functions/runtime.ts',
       // randomForest.ts starts its worker from a file next to itself (path.join(__dirname, ...)).
       forestWorker: 'shared/model/forestWorker.ts',
       // The Azure Monitor distro (OpenTelemetry SDK, gRPC, ...) is ~40 % of the code: its own file,
@@ -138,6 +141,16 @@ export async function buildDeployPackage(
     metafile: true,
     logLevel: 'warning',
     plugins: [
+      {
+        name: 'lazy-runtime',
+        setup(pluginBuild) {
+          pluginBuild.onResolve({ filter: /^\.\/runtime$/ }, (args) =>
+            args.importer.endsWith(path.join('functions', 'index.ts'))
+              ? { path: './runtime.js', external: true }
+              : undefined,
+          );
+        },
+      },
       {
         name: 'lazy-azure-monitor',
         setup(pluginBuild) {

@@ -24,8 +24,11 @@ export class GrowableColumn<T extends TypedArray> {
   private data: T;
   length = 0;
 
-  constructor(private readonly make: (capacity: number) => T) {
-    this.data = make(1024);
+  constructor(
+    private readonly make: (capacity: number) => T,
+    capacity = 1024,
+  ) {
+    this.data = make(capacity);
   }
 
   push(value: number): void {
@@ -69,19 +72,34 @@ export class InvoiceColumns {
     CategoricalField,
     Dictionary
   >;
-  private readonly categoryIds = Object.fromEntries(
-    CATEGORICAL_FIELDS.map((f) => [f, new GrowableColumn((n) => new Uint32Array(n))]),
-  ) as Record<CategoricalField, GrowableColumn<Uint32Array>>;
-  private readonly amountNetColumn = new GrowableColumn((n) => new Float64Array(n));
-  private readonly lineCountColumn = new GrowableColumn((n) => new Float64Array(n));
-  private readonly reverseChargeColumn = new GrowableColumn((n) => new Uint8Array(n));
-  private readonly monthColumn = new GrowableColumn((n) => new Uint8Array(n));
-  private readonly dayOfWeekColumn = new GrowableColumn((n) => new Uint8Array(n));
-  private readonly foldColumn = new GrowableColumn((n) => new Uint8Array(n));
+  private readonly categoryIds: Record<CategoricalField, GrowableColumn<Uint32Array>>;
+  private readonly amountNetColumn: GrowableColumn<Float64Array>;
+  private readonly lineCountColumn: GrowableColumn<Float64Array>;
+  private readonly reverseChargeColumn: GrowableColumn<Uint8Array>;
+  private readonly monthColumn: GrowableColumn<Uint8Array>;
+  private readonly dayOfWeekColumn: GrowableColumn<Uint8Array>;
+  private readonly foldColumn: GrowableColumn<Uint8Array>;
   /** Label ids into `labelDictionary`; only filled for labelled rows. */
   readonly labelDictionary = new Dictionary();
-  private readonly labelColumn = new GrowableColumn((n) => new Uint32Array(n));
+  private readonly labelColumn: GrowableColumn<Uint32Array>;
   length = 0;
+
+  /** `expectedRows`: the room first made (columns grow as needed); small for the model API's chunks. */
+  constructor(expectedRows = 1024) {
+    const capacity = Math.max(16, Math.min(expectedRows, 1 << 20));
+    const column = <T extends TypedArray>(make: (n: number) => T): GrowableColumn<T> =>
+      new GrowableColumn(make, capacity);
+    this.categoryIds = Object.fromEntries(
+      CATEGORICAL_FIELDS.map((f) => [f, column((n) => new Uint32Array(n))]),
+    ) as Record<CategoricalField, GrowableColumn<Uint32Array>>;
+    this.amountNetColumn = column((n) => new Float64Array(n));
+    this.lineCountColumn = column((n) => new Float64Array(n));
+    this.reverseChargeColumn = column((n) => new Uint8Array(n));
+    this.monthColumn = column((n) => new Uint8Array(n));
+    this.dayOfWeekColumn = column((n) => new Uint8Array(n));
+    this.foldColumn = column((n) => new Uint8Array(n));
+    this.labelColumn = column((n) => new Uint32Array(n));
+  }
 
   push(row: FeatureRow, vatClass?: string): void {
     for (const field of CATEGORICAL_FIELDS) {

@@ -105,6 +105,7 @@ export class FeatureEncoder {
   private readonly priorBins: Uint8Array;
   readonly featureNames: readonly string[];
   readonly binCounts: Uint16Array;
+  private readonly numericEdgeArrays: Record<NumericField, Float64Array>;
 
   private constructor(
     private readonly categories: Record<CategoricalField, string[]>,
@@ -116,6 +117,10 @@ export class FeatureEncoder {
       fields: Record<TargetEncodedField, { values: string[]; classCounts: Uint32Array; rows: Uint32Array }>;
     },
   ) {
+    this.numericEdgeArrays = {
+      amountNet: Float64Array.from(numericEdges.amountNet),
+      lineCount: Float64Array.from(numericEdges.lineCount),
+    };
     this.codeMaps = Object.fromEntries(
       CATEGORICAL_FIELDS.map((f) => [f, new Map(categories[f].map((v, i) => [v, i + 1]))]),
     ) as Record<CategoricalField, Map<string, number>>;
@@ -313,9 +318,16 @@ export class FeatureEncoder {
     CATEGORICAL_FIELDS.forEach((field, f) => {
       const dictionary = columns.dictionaries[field].values;
       const codeMap = this.codeMaps[field];
-      const codes = Uint16Array.from(dictionary, (v) => codeMap.get(v) ?? UNSEEN_CODE);
       const targetIndex = (this.target as Partial<Record<CategoricalField, TargetStats>>)[field]?.index;
-      const known = Uint8Array.from(dictionary, (v) => (codeMap.has(v) || targetIndex?.has(v) ? 1 : 0));
+      // Plain loops: TypedArray.from with a mapping function is a slow generic builtin, and for the
+      // model API's 100-row chunks this per-chunk setup used to cost more than the rows.
+      const codes = new Uint16Array(dictionary.length);
+      const known = new Uint8Array(dictionary.length);
+      for (let d = 0; d < dictionary.length; d++) {
+        const code = codeMap.get(dictionary[d]);
+        codes[d] = code ?? UNSEEN_CODE;
+        known[d] = code !== undefined || targetIndex?.has(dictionary[d]) ? 1 : 0;
+      }
       const ids = columns.categoryIdsOf(field);
       let unseen = 0;
       for (let r = 0; r < rows; r++) {
@@ -327,7 +339,7 @@ export class FeatureEncoder {
 
     let f = CATEGORICAL_FIELDS.length;
     for (const field of NUMERIC_FIELDS) {
-      const edges = Float64Array.from(this.numericEdges[field]);
+      const edges = this.numericEdgeArrays[field];
       const values = columns[field];
       for (let r = 0; r < rows; r++) bins[r * features + f] = lowerBound(edges, values[r]);
       f++;
@@ -342,7 +354,8 @@ export class FeatureEncoder {
       const stats = this.target[field];
       const dictionary = columns.dictionaries[field].values;
       const ids = columns.categoryIdsOf(field);
-      const statIndex = Int32Array.from(dictionary, (v) => stats.index.get(v) ?? -1);
+      const statIndex = new Int32Array(dictionary.length);
+      for (let d = 0; d < dictionary.length; d++) statIndex[d] = stats.index.get(dictionary[d]) ?? -1;
       const foldCounts = options.outOfFold ? this.foldCounts(columns, field) : undefined;
       for (let r = 0; r < rows; r++) {
         const d = ids[r];
@@ -526,7 +539,7 @@ export function chooseCodes(
 
 /** Encodes feature rows (no labels needed) for prediction. */
 export function encodeRows(encoder: FeatureEncoder, rows: Iterable<FeatureRow>): EncodedMatrix {
-  const columns = new InvoiceColumns();
+  const columns = new InvoiceColumns(Array.isArray(rows) ? rows.length : undefined);
   for (const row of rows) columns.push(row);
   return encoder.encodeColumns(columns);
 }

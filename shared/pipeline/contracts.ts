@@ -5,7 +5,7 @@ import { z } from 'zod';
  * external events). They are stored in history and replayed, so they are small, JSON-only and
  * validated on the way in: an activity never trusts the shape it was called with.
  */
-export const ORCHESTRATION_NAME = 'retrainOrchestrator';
+export { ORCHESTRATION_NAME } from './durableNames';
 export const START_TRAINING_EVENT = 'startTraining';
 
 export function retrainInstanceId(modelName: string): string {

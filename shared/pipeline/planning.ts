@@ -1,6 +1,7 @@
 import { chooseWindow, type RegionCandidate, type WindowChoice } from '../policy/windowChoice';
 import { zoneForRegion } from '../carbon/provider';
 import { annualAverageFor } from '../carbon/annualAverage';
+import { withCarbonDeadline } from '../carbon/deadline';
 import { findAzureRegion } from '../carbon/azureRegions';
 import type { Forecast } from '../carbon/types';
 import type { RetrainRequest, WindowPlan } from './contracts';
@@ -93,13 +94,20 @@ export function planFromCarbon(
   return { plan, choice };
 }
 
-/** The `planRetrain` activity: plans, and records the plan (and any escalation) with the request. */
+/**
+ * The `planRetrain` activity: plans, and records the plan (and any escalation) with the request.
+ * Its carbon reads share the poller's overall deadline (CARBON_POLL_DEADLINE_SECONDS): a hanging
+ * provider cannot hold the activity for every region × attempt × timeout, and past the deadline
+ * the chain falls back to the cache or annual averages, so a plan is always made.
+ */
 export async function planRetrain(
   ctx: PipelineContext,
   input: ParsedActivityInput<'planRetrain'>,
 ): Promise<WindowPlan> {
   const { request, nowIso, escalation } = input;
-  const carbon = await gatherRegionCarbon(ctx, candidateRegions(ctx));
+  const carbon = await withCarbonDeadline(ctx.settings.CARBON_POLL_DEADLINE_SECONDS * 1000, () =>
+    gatherRegionCarbon(ctx, candidateRegions(ctx)),
+  );
   const { plan } = planFromCarbon(ctx, request, nowIso, carbon);
   await ctx.pending.recordPlan(request.modelName, request.requestId, plan, nowIso, escalation);
   ctx.log(`plan for ${request.requestId}: ${plan.region} at ${plan.startAt} (${plan.reason})`);
