@@ -12,34 +12,53 @@ import { parseJsonWith } from '../shared/validation';
  * step by GREENML_CRASH_POINT (functions/local/crashPoint.ts), which prints a marker; the signal is
  * sent when the marker appears, so every case hits its step deterministically.
  *
- *   npm run crash-matrix -- [--signals SIGKILL,SIGTERM,SIGINT] [--points training,between-batches,...]
+ *   npm run crash-matrix -- [--signals SIGKILL,SIGTERM,SIGINT] [--points training,compare,...]
+ *     [--extended] [--references 2] [--scenario vat-reform --weeks 2 --rows-per-week 1500
+ *     --seed 7 --start-date 2024-08-26] [--save bench/results/crash-matrix.txt] [--verbose]
  *
- * Compared: decisions per batch, retrains (outcome, challenger accuracy), champion version and
- * accuracy, model APIs running at the end (must be exactly 1) and answering /predict, and leftover
- * processes (any process whose command line names the run's folder or whose environment names one
- * of its Azurite ports) after the resumed run exited (must be 0).
+ * `--points` takes the names below or raw crash points (`retireModelApi:before:1`, `batch:2`);
+ * `--extended` adds more steps to the five of the issue. The uninterrupted run is repeated
+ * `--references` times first: the demo must be deterministic, or no resume could match it.
+ *
+ * Compared: decisions per batch, retrains (outcome, challenger accuracy), champion version,
+ * accuracy and artifact SHA-256, model APIs running at the end (must be exactly 1) and answering
+ * /predict, and leftover processes (any process whose command line names the run's folder or whose
+ * environment names one of its Azurite ports) after the resumed run exited (must be 0).
  */
 const root = path.resolve(__dirname, '..', '..');
 const START = path.join(root, 'dist', 'functions', 'local', 'start.js');
 // vat-reform over two weeks: week 0 trains the first model, week 1 (after the VAT change) drops and
 // retrains, so the second retrain replaces a serving API: every step of the pipeline is crossed.
-const DEMO_ARGS = [
-  '--scenario',
-  'vat-reform',
-  '--weeks',
-  '2',
-  '--rows-per-week',
-  '1500',
-  '--start-date',
-  '2024-08-26',
-];
+const DEMO_DEFAULTS: Record<string, string> = {
+  scenario: 'vat-reform',
+  weeks: '2',
+  'rows-per-week': '1500',
+  seed: '7',
+  'start-date': '2024-08-26',
+};
+const DEMO_ARGS = Object.entries(DEMO_DEFAULTS).flatMap(([name, value]) => [
+  `--${name}`,
+  flag(name) ?? value,
+]);
 
+/** The five steps of the issue; the crash-point names are stable (the closing note quotes them). */
 const POINTS: Record<string, string> = {
   training: 'launchTraining:after:2',
   'between-batches': 'batch:1',
   compare: 'compareChallenger:before:2',
   promotion: 'promoteChallenger:after:2',
   'serving-switch': 'switchServing:after:2',
+};
+/** More steps, for `--extended`: each a boundary where a resumed run must not redo or lose work. */
+const EXTENDED_POINTS: Record<string, string> = {
+  'first-training': 'launchTraining:after:1',
+  'first-rollout': 'checkModelApiHealth:before:1',
+  'before-upload-delivery': 'upload:2',
+  'usage-collected': 'collectContainerUsage:after:2',
+  'new-api-started': 'launchModelApi:after:2',
+  'old-api-retiring': 'retireModelApi:before:1',
+  recording: 'recordRun:after:2',
+  'request-completed': 'completeRequest:after:2',
 };
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT'] as const;
 type StopSignal = (typeof SIGNALS)[number];
@@ -48,7 +67,9 @@ const SUMMARY_SCHEMA = z.looseObject({
   batches: z.array(z.looseObject({ batch: z.string(), decision: z.string() })),
   runs: z.array(z.looseObject({ outcome: z.string(), challengerAccuracy: z.number().nullable() })),
   prediction: z.unknown(),
-  champion: z.object({ versionId: z.string(), accuracy: z.number() }).nullable(),
+  champion: z
+    .object({ versionId: z.string(), accuracy: z.number(), artifactSha256: z.string().nullable() })
+    .nullable(),
   servingVersionId: z.string().nullable(),
   modelApisRunning: z.number(),
   containersLeftRunning: z.number(),
@@ -132,61 +153,89 @@ const retrainsOf = (s: Summary) =>
     )
     .join(',');
 const championOf = (s: Summary) =>
-  s.champion ? `${s.champion.versionId} ${(s.champion.accuracy * 100).toFixed(2)}%` : 'none';
+  s.champion
+    ? `${s.champion.versionId} ${(s.champion.accuracy * 100).toFixed(2)}% sha256:${(s.champion.artifactSha256 ?? '-').slice(0, 12)}`
+    : 'none';
+const outcomeOf = (s: Summary) => `${decisionsOf(s)} | ${retrainsOf(s)} | ${championOf(s)}`;
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/** Named points (the issue's five and the extended ones) or raw crash-point labels. */
+function selectedPoints(): [string, string][] {
+  const known = { ...POINTS, ...EXTENDED_POINTS };
+  const names = flag('points')?.split(',') ?? [
+    ...Object.keys(POINTS),
+    ...(process.argv.includes('--extended') ? Object.keys(EXTENDED_POINTS) : []),
+  ];
+  return names.map((name): [string, string] => [name, known[name] ?? name]);
+}
+
+async function referenceRuns(base: string, count: number, lines: string[]): Promise<Summary> {
+  let reference: Summary | null = null;
+  for (let i = 1; i <= count; i++) {
+    const dir = path.join(base, `reference-${i}`);
+    const run = await runStart(dir, [], {}, null, 15 * 60_000);
+    const summary = readSummary(dir);
+    if (run.exitCode !== 0 || !summary) {
+      process.stdout.write(run.output);
+      throw new Error(`uninterrupted run ${i} failed (exit ${run.exitCode})`);
+    }
+    const line = `uninterrupted run ${i}: ${outcomeOf(summary)}`;
+    lines.push(line);
+    process.stdout.write(`${line}\n`);
+    if (reference && outcomeOf(summary) !== outcomeOf(reference)) {
+      throw new Error(`the demo is not deterministic: uninterrupted run ${i} differs from run 1`);
+    }
+    reference ??= summary;
+  }
+  if (!reference) throw new Error('--references must be at least 1');
+  return reference;
+}
+
 async function main(): Promise<number> {
   if (!fs.existsSync(START)) throw new Error('dist/ is missing: run npm run build');
   const signals = (flag('signals')?.split(',') ?? [...SIGNALS]) as StopSignal[];
-  const points = flag('points')?.split(',') ?? Object.keys(POINTS);
+  const unknown = signals.filter((s) => !(SIGNALS as readonly string[]).includes(s));
+  if (unknown.length > 0)
+    throw new Error(`unknown signal(s) ${unknown.join(', ')}: use ${SIGNALS.join(', ')}`);
+  const points = selectedPoints();
+  const references = Number(flag('references') ?? '2');
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'greenml-crash-'));
   const started = Date.now();
-
-  process.stdout.write(`reference: uninterrupted run (${DEMO_ARGS.join(' ')})\n`);
-  const refDir = path.join(base, 'reference');
-  const ref = await runStart(refDir, [], {}, null, 15 * 60_000);
-  const reference = readSummary(refDir);
-  if (ref.exitCode !== 0 || !reference) {
-    process.stdout.write(ref.output);
-    throw new Error(`the reference run failed (exit ${ref.exitCode})`);
-  }
-  process.stdout.write(
-    `reference: decisions ${decisionsOf(reference)}; retrains ${retrainsOf(reference)}; champion ${championOf(reference)}\n`,
-  );
+  const lines: string[] = [`demo: npm start -- ${DEMO_ARGS.join(' ')}`];
+  process.stdout.write(`${lines[0]}\n`);
+  const reference = await referenceRuns(base, references, lines);
 
   const rows: string[][] = [];
   let passed = 0;
-  for (const point of points) {
+  for (const [point, crashPoint] of points) {
     for (const signal of signals) {
-      const dir = path.join(base, `${point}-${signal}`);
-      const killed = await runStart(dir, [], { GREENML_CRASH_POINT: POINTS[point] }, signal, 15 * 60_000);
+      const dir = path.join(base, `${point.replace(/[^a-z0-9-]/gi, '_')}-${signal}`);
+      const killed = await runStart(dir, [], { GREENML_CRASH_POINT: crashPoint }, signal, 15 * 60_000);
       const resumed = await runStart(dir, ['--resume'], {}, null, 15 * 60_000);
       await new Promise((r) => setTimeout(r, 1_000));
       const leftovers = leftoverProcesses(dir, [...killed.ports, ...resumed.ports]);
       const summary = readSummary(dir);
       const expectedExit = signal === 'SIGKILL' ? null : signal === 'SIGINT' ? 130 : 143;
       const stopOk = killed.reachedMarker && killed.exitCode === expectedExit;
-      const same =
-        summary !== null &&
-        decisionsOf(summary) === decisionsOf(reference) &&
-        retrainsOf(summary) === retrainsOf(reference) &&
-        championOf(summary) === championOf(reference);
+      const same = summary !== null && outcomeOf(summary) === outcomeOf(reference);
       const oneApi = summary !== null && summary.modelApisRunning === 1 && summary.prediction !== null;
       const ok = stopOk && resumed.exitCode === 0 && same && oneApi && leftovers.length === 0;
       if (ok) passed++;
+      const compare = (of: (s: Summary) => string) =>
+        summary ? (of(summary) === of(reference) ? 'same' : of(summary)) : '-';
       rows.push([
         signal,
-        point,
+        `${point} (${crashPoint})`,
         killed.reachedMarker ? 'yes' : 'NO',
         String(killed.exitCode ?? killed.signal),
         String(resumed.exitCode),
-        summary ? (decisionsOf(summary) === decisionsOf(reference) ? 'same' : decisionsOf(summary)) : '-',
-        summary ? (retrainsOf(summary) === retrainsOf(reference) ? 'same' : retrainsOf(summary)) : '-',
-        summary ? (championOf(summary) === championOf(reference) ? 'same' : championOf(summary)) : '-',
+        compare(decisionsOf),
+        compare(retrainsOf),
+        compare(championOf),
         summary ? String(summary.modelApisRunning) : '-',
         String(leftovers.length),
         ok ? 'ok' : 'FAIL',
@@ -196,28 +245,32 @@ async function main(): Promise<number> {
         process.stdout.write(`${killed.output}\n---\n${resumed.output}\n`);
     }
   }
-  process.stdout.write(
-    `\n${formatTable(
-      [
-        'signal',
-        'kill point',
-        'hit',
-        'exit',
-        'resume exit',
-        'decisions',
-        'retrains',
-        'champion',
-        'APIs serving',
-        'leftover procs',
-        'result',
-      ],
-      rows,
-    )}\n`,
+  const tableText = formatTable(
+    [
+      'signal',
+      'kill point',
+      'hit',
+      'exit',
+      'resume exit',
+      'decisions',
+      'retrains',
+      'champion',
+      'APIs serving',
+      'leftover procs',
+      'result',
+    ],
+    rows,
   );
-  process.stdout.write(
-    `${passed}/${rows.length} kill points resumed to the reference outcome ` +
-      `(reference champion ${championOf(reference)}); ${((Date.now() - started) / 60_000).toFixed(1)} min\n`,
+  lines.push(
+    `reference: decisions ${decisionsOf(reference)}; retrains ${retrainsOf(reference)}; champion ${championOf(reference)}`,
+    '',
+    tableText,
+    `${passed}/${rows.length} kill points resumed to the reference outcome; ` +
+      `${references}/${references} uninterrupted runs identical; ${((Date.now() - started) / 60_000).toFixed(1)} min`,
   );
+  process.stdout.write(`\n${lines.slice(-3).join('\n')}\n`);
+  const save = flag('save');
+  if (save) fs.writeFileSync(save, `${lines.join('\n')}\n`);
   fs.rmSync(base, { recursive: true, force: true });
   return passed === rows.length ? 0 : 1;
 }

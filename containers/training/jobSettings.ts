@@ -26,6 +26,8 @@ export interface TrainingJob {
   mode: TrainingMode;
   forest: ForestHyperparameters;
   seed: number;
+  /** The run's start, recorded as the version's trainedAt (absent: the time training ends). */
+  trainedAt: string | null;
 }
 
 const positiveInt = z.coerce.number().int('expected a whole number').positive('must be positive');
@@ -70,6 +72,7 @@ const JOB_ENV_SCHEMA = z
     FOREST_MIN_SAMPLES_LEAF: positiveInt.default(1),
     FOREST_MAX_DEPTH: positiveInt.max(64, 'at most 64').default(32),
     SEED: z.coerce.number().int('expected a whole number').min(0).max(0xffffffff).default(1),
+    TRAINED_AT: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date-time' }).optional(),
   })
   .superRefine((env, ctx) => {
     if (env.TRAINING_MODE === 'warm-start' && !env.WARM_START_FROM) {
@@ -126,5 +129,6 @@ export function parseTrainingJob(env: Record<string, string | undefined>): Train
       maxDepth: job.FOREST_MAX_DEPTH,
     },
     seed: job.SEED,
+    trainedAt: job.TRAINED_AT === undefined ? null : new Date(job.TRAINED_AT).toISOString(),
   };
 }

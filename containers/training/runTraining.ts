@@ -86,6 +86,7 @@ export async function runTraining(
   const result = await trainFromBatches(sources, {
     ...job.forest,
     seed: job.seed,
+    ...(job.trainedAt === null ? {} : { trainedAt: job.trainedAt }),
     modelName: job.modelName,
     versionId: job.versionId,
     warmStartFrom,

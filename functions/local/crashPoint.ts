@@ -4,17 +4,19 @@ import { parseWith } from '../../shared/validation';
 /**
  * A named step at which `npm start` stops and waits (so the crash matrix can kill it exactly
  * there): `GREENML_CRASH_POINT=<activity>:<before|after>:<n>` pauses around the n-th call of an
- * activity, `GREENML_CRASH_POINT=batch:<n>` after the n-th batch was evaluated. Local demo only.
+ * activity, `GREENML_CRASH_POINT=batch:<n>` after the n-th batch was evaluated,
+ * `GREENML_CRASH_POINT=upload:<n>` after the n-th weekly upload, before its blob event is
+ * delivered. Local demo only.
  */
 export interface CrashPoint {
-  kind: 'activity' | 'batch';
+  kind: 'activity' | 'batch' | 'upload';
   label: string;
   matches(name: string, phase: 'before' | 'after', count?: number): boolean;
 }
 
 const POINT = z.union([
   z.string().regex(/^[A-Za-z]+:(before|after):[1-9][0-9]*$/),
-  z.string().regex(/^batch:[1-9][0-9]*$/),
+  z.string().regex(/^(batch|upload):[1-9][0-9]*$/),
 ]);
 
 export function crashPointFromEnv(env: Record<string, string | undefined>): CrashPoint | null {
@@ -22,9 +24,9 @@ export function crashPointFromEnv(env: Record<string, string | undefined>): Cras
   if (!raw) return null;
   const label = parseWith(POINT, raw, 'GREENML_CRASH_POINT');
   const parts = label.split(':');
-  if (parts[0] === 'batch') {
+  if (parts[0] === 'batch' || parts[0] === 'upload') {
     const n = Number(parts[1]);
-    return { kind: 'batch', label, matches: (_name, _phase, count) => count === n };
+    return { kind: parts[0], label, matches: (_name, _phase, count) => count === n };
   }
   const [activity, wanted, nth] = parts;
   let seen = 0;

@@ -140,15 +140,22 @@ export class LocalHost {
   }
 
   /**
-   * True while a container is doing real work (training, or a new model API starting): virtual
-   * time must then follow the wall clock, or timeouts would fire before the job could finish.
+   * Containers still doing real work: a training that has not exited, a model API that does not
+   * answer /health yet. Serving APIs (and started APIs that answer) are idle as far as the clock is
+   * concerned.
    */
-  async realWorkInProgress(): Promise<boolean> {
+  async unsettledWork(): Promise<string[]> {
     const serving = new Set((await this.ctx.serving.listAll()).map((s) => s.groupName));
-    const groups = await this.ctx.launcher.list();
-    return groups.some((g) => (g.state === 'running' || g.state === 'pending') && !serving.has(g.groupName));
+    const unsettled: string[] = [];
+    for (const group of await this.ctx.launcher.list()) {
+      if (serving.has(group.groupName) || (group.state !== 'running' && group.state !== 'pending')) continue;
+      const state = group.state === 'running' ? await this.ctx.launcher.status(group.groupName) : null;
+      const endpoint = state?.kind === 'running' ? state.endpoint : undefined;
+      if (endpoint !== undefined && (await answersHealth(endpoint))) continue;
+      unsettled.push(group.groupName);
+    }
+    return unsettled;
   }
-
   /** Whether any orchestration or retrain request is still open. */
   async busy(): Promise<boolean> {
     if ((await this.runtime.nextDueAt()) !== null) return true;
@@ -157,23 +164,47 @@ export class LocalHost {
   }
 
   /**
-   * Advances until `until` (or until idle when `until` is null and `stopWhenIdle` holds), running
-   * every trigger that falls due on the way. Returns when the target time is reached.
+   * Advances until `until`, running every trigger that falls due on the way. Returns when the
+   * target time is reached.
+   *
+   * Virtual time stands still while a container does real work (see unsettledWork): the host
+   * waits for it in real time, then moves on. So what the pipeline sees, every timestamp and
+   * decision, never depends on how fast this machine trained a model or started an API: the same
+   * scenario gives the same run on an idle laptop and on a loaded CI box. Only a container that has
+   * not settled after `settleTimeoutMs` of real time makes virtual time follow the wall clock, so
+   * the orchestrator's own timeouts (training timeout, health checks) can end a hung one.
    */
-  async runUntil(until: Date, options: { realTimeStepMs?: number } = {}): Promise<void> {
+  async runUntil(
+    until: Date,
+    options: { realTimeStepMs?: number; settleTimeoutMs?: number } = {},
+  ): Promise<void> {
     const step = options.realTimeStepMs ?? 200;
+    const settleTimeoutMs = options.settleTimeoutMs ?? DEFAULT_SETTLE_TIMEOUT_MS;
+    let waitingSince: number | null = null;
+    let lastRealMs = 0;
     for (;;) {
       await this.runtime.runDue();
       await this.deliverBlobEvents();
       await this.sweepIfDue();
       await this.pollIfDue();
       await this.runtime.runDue();
-      if (await this.realWorkInProgress()) {
-        const started = Date.now();
+      const unsettled = await this.unsettledWork();
+      if (unsettled.length > 0) {
+        const realNow = Date.now();
+        if (waitingSince === null) waitingSince = realNow;
+        else if (realNow - waitingSince > settleTimeoutMs) {
+          if (lastRealMs === 0) {
+            this.ctx.log(
+              `${unsettled.join(', ')} not settled after ${Math.round(settleTimeoutMs / 1000)} s: virtual time follows the wall clock`,
+            );
+          } else this.clock.advanceBy(realNow - lastRealMs);
+          lastRealMs = realNow;
+        }
         await new Promise((resolve) => setTimeout(resolve, step));
-        this.clock.advanceBy(Date.now() - started);
         continue;
       }
+      waitingSince = null;
+      lastRealMs = 0;
       const now = this.clock.now().getTime();
       if (now >= until.getTime()) return;
       const due = await this.runtime.nextDueAt();
@@ -181,5 +212,22 @@ export class LocalHost {
       // Everything due now was just run; never stand still.
       this.clock.advanceTo(new Date(Math.max(next, now + 1)));
     }
+  }
+}
+
+/**
+ * Real time a container may take to settle before virtual time follows the wall clock again: far
+ * beyond a training of the demo or a model API's cold start on a loaded machine, short enough that
+ * a hung container still ends (through the orchestrator's timeouts) in a few minutes.
+ */
+export const DEFAULT_SETTLE_TIMEOUT_MS = 5 * 60_000;
+
+async function answersHealth(endpoint: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(2_000) });
+    await response.body?.cancel();
+    return response.status === 200;
+  } catch {
+    return false;
   }
 }

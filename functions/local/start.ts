@@ -162,6 +162,7 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       const name = await uploadWeek(ctx, generator, week);
       progress(`uploaded ${name}`);
       await writeResumeState(outDir, { clock: clock.now().toISOString(), nextWeek: week + 1 });
+      if (crashPoint?.kind === 'upload') await pauseIfReached(crashPoint, 'upload', 'after', week + 1);
       await host.deliverBlobEvents();
       if (crashPoint?.kind === 'batch') await pauseIfReached(crashPoint, 'batch', 'after', batchesEvaluated);
     }
@@ -205,6 +206,11 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
                 accuracy: (
                   await ctx.registry.getVersionMetadata(settings.MODEL_NAME, champion.pointer.versionId)
                 ).holdoutMetrics.accuracy,
+                // Same scenario and seed, same bytes: the crash matrix compares it with the reference.
+                artifactSha256: await ctx.registry.getArtifactSha256(
+                  settings.MODEL_NAME,
+                  champion.pointer.versionId,
+                ),
               }
             : null,
           servingVersionId: servingRecord?.versionId ?? null,

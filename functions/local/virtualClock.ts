@@ -1,7 +1,8 @@
 /**
- * The local driver's clock. It jumps straight to the next due event while nothing real is running
- * (weeks of invoices and carbon polls pass in seconds) and follows real time while a local
- * container is working, so a training's measured CPU time and its duration stay consistent.
+ * The local driver's clock. It jumps straight to the next due event (weeks of invoices and carbon
+ * polls pass in seconds) and stands still while a local container is working (LocalHost.runUntil
+ * waits for it in real time), so the same scenario gives the same virtual timeline, decisions and
+ * models however loaded the machine is.
  */
 export class VirtualClock {
   private nowMs: number;

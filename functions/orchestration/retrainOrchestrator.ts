@@ -197,6 +197,7 @@ type Training = { kind: 'succeeded'; launch: LaunchResult } | { kind: 'failed'; 
 
 /** Train in a container; a killed or lost one is replaced under TRAINING_RETRY. */
 function* train(run: Run, windowPlan: WindowPlan): Steps<Training> {
+  let dataWindow: string[] | undefined;
   for (let attempt = 1; ; attempt++) {
     setStep(run, 'training', { plan: windowPlan, versionId: run.versionId, attempt });
     const launch = yield* run.call('launchTraining', {
@@ -207,7 +208,10 @@ function* train(run: Run, windowPlan: WindowPlan): Steps<Training> {
       versionId: run.versionId,
       region: windowPlan.region,
       attempt,
+      trainedAt: run.startedAt,
+      ...(dataWindow ? { dataWindow } : {}),
     });
+    dataWindow = launch.dataWindow;
     if (!run.created.includes(launch.groupName)) run.created.push(launch.groupName);
     const state = yield* waitForContainer(run, launch.groupName);
 
@@ -289,14 +293,17 @@ function* rollOut(run: Run): Steps<Ending> {
   if (!api || !health?.healthy) {
     const detail = health?.detail ?? 'not checked';
     // The old API keeps serving; registry and serving must agree, so undo the promotion.
-    yield* run.call('rollbackChampion', {
+    const rolledBack = yield* run.call('rollbackChampion', {
       modelName,
       expectedChampion: run.versionId,
       reason: `model API for ${run.versionId} failed its health check: ${detail}`,
     });
     return {
       outcome: 'rollout-failed',
-      detail: `model API failed its health check (${detail}); champion rolled back, old API kept serving`,
+      detail:
+        rolledBack.championVersionId === run.versionId
+          ? `model API failed its health check (${detail}); no earlier champion to return to, so ${run.versionId} stays champion with no model API serving`
+          : `model API failed its health check (${detail}); champion rolled back, old API kept serving`,
     };
   }
   const switched = yield* run.call('switchServing', {

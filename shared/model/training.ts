@@ -42,6 +42,11 @@ export interface TrainingOptions {
   warmStartTrees?: number;
   /** Worker threads for growing trees (default: up to 2). */
   threads?: number;
+  /**
+   * When the version counts as trained (default: now). The pipeline passes its run's start, so the
+   * same data, seed and hyperparameters give a byte-identical artifact on every run and resume.
+   */
+  trainedAt?: string;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -226,7 +231,7 @@ async function finish(
   const holdoutReport = evaluator.report();
   const holdoutMetrics = lap();
 
-  const trainedAt = new Date().toISOString();
+  const trainedAt = options.trainedAt ?? new Date().toISOString();
   const cpu = process.cpuUsage(cpuAtStart);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const dataWindow = [...new Set([...(previous?.metadata.dataWindow ?? []), ...batchNames])];
@@ -253,11 +258,13 @@ async function finish(
     warmStartedFrom: previous?.metadata.versionId ?? null,
     trainingCpuSeconds: Math.round(cpuSeconds * 1000) / 1000,
   };
-  const { model, text } = sealModel(metadata, encoder, forest);
+  // The artifact holds only what the inputs determine; the measured CPU time goes to the version
+  // record beside it (result.metadata), so equal inputs give equal bytes.
+  const { model, text } = sealModel({ ...metadata, trainingCpuSeconds: null }, encoder, forest);
   const phaseSeconds = { read, encode, fit, holdoutMetrics, serialize: lap() };
   return {
     model,
-    metadata: model.metadata,
+    metadata: { ...model.metadata, trainingCpuSeconds: metadata.trainingCpuSeconds },
     rejectedRows,
     cpuSeconds,
     holdout: holdoutReport,

@@ -68,6 +68,10 @@ export const ACTIVITY_CONTRACTS = {
       region: z.string(),
       /** 1 for the first container; a lost or killed training is relaunched under a new name. */
       attempt: z.number().int().positive(),
+      /** The run's start: the version's trainedAt, the same on every attempt and replay. */
+      trainedAt: isoDateTime.optional(),
+      /** A relaunch trains on the first attempt's window, whatever was accepted since. */
+      dataWindow: z.array(z.string()).min(1).optional(),
     }),
     output: LAUNCH_RESULT_SCHEMA,
   },

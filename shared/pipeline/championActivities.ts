@@ -1,4 +1,4 @@
-import { ConflictError } from '../errors';
+import { ConflictError, NotFoundError } from '../errors';
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
 import type { PipelineContext } from './context';
 
@@ -35,9 +35,16 @@ export async function rollbackChampion(
     // Already rolled back by an earlier attempt, or someone else moved it: leave it alone.
     return { championVersionId: current?.pointer.versionId ?? null };
   }
-  const pointer = await ctx.registry.rollback(input.modelName, {
-    reason: input.reason,
-    expectedChampion: input.expectedChampion,
-  });
-  return { championVersionId: pointer.versionId };
+  try {
+    const pointer = await ctx.registry.rollback(input.modelName, {
+      reason: input.reason,
+      expectedChampion: input.expectedChampion,
+    });
+    return { championVersionId: pointer.versionId };
+  } catch (error) {
+    // The first champion has nothing to return to: it stays, and the caller records that no API
+    // serves it (failing here left the pointer moved under a run recorded as plainly failed).
+    if (error instanceof NotFoundError) return { championVersionId: input.expectedChampion };
+    throw error;
+  }
 }

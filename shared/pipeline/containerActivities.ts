@@ -38,7 +38,7 @@ export async function launchTraining(
   input: ParsedActivityInput<'launchTraining'>,
 ): Promise<ActivityOutput<'launchTraining'>> {
   const s = ctx.settings;
-  const accepted = await ctx.invoices.listAccepted();
+  const accepted = input.dataWindow ?? (await ctx.invoices.listAccepted()).map((b) => b.name);
   const current = await ctx.registry.getChampion(input.modelName);
   const champion =
     current && s.TRAINING_MODE === 'warm-start'
@@ -49,7 +49,7 @@ export async function launchTraining(
         }
       : null;
   const window = chooseTrainingWindow({
-    acceptedBatches: accepted.map((b) => b.name),
+    acceptedBatches: accepted,
     windowBatches: s.TRAINING_WINDOW_BATCHES,
     mode: s.TRAINING_MODE,
     champion,
@@ -78,6 +78,7 @@ export async function launchTraining(
       FOREST_MIN_SAMPLES_LEAF: String(s.FOREST_MIN_SAMPLES_LEAF),
       FOREST_MAX_DEPTH: String(s.FOREST_MAX_DEPTH),
       SEED: String(seedOf(input.runId)),
+      ...(input.trainedAt ? { TRAINED_AT: input.trainedAt } : {}),
     },
     secureEnvironment: storageEnv.secureEnvironment,
     identityResourceId: s.TRAINING_IDENTITY_ID,
@@ -136,10 +137,9 @@ export async function collectContainerUsage(
   };
   const usage = await ctx.launcher.usage(input.groupName).catch(() => null);
   if (usage) {
-    const measuredEnd = Date.parse(input.launchedAt) + usage.wallSeconds * 1000;
-    const endedAt = new Date(
-      Math.min(Date.parse(input.endedAt), Math.max(measuredEnd, Date.parse(input.launchedAt))),
-    );
+    // The process's own wall time, not the orchestrator's observation: the local host's virtual
+    // clock stands still while a container works (functions/local/localHost.ts).
+    const endedAt = new Date(Date.parse(input.launchedAt) + Math.max(0, usage.wallSeconds) * 1000);
     return {
       ...base,
       endedAt: endedAt.toISOString(),

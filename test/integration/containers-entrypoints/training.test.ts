@@ -209,7 +209,14 @@ describe('training container', () => {
       mode: { kind: 'warm-start', fromVersionId: 'v0' },
       forest: { trees: 50, maxFeatures: 3, minSamplesLeaf: 1, maxDepth: 32 },
       seed: 1,
+      trainedAt: null,
     });
+    expect(
+      parseTrainingJob({ ...base, DATA_BLOBS: '["a.csv"]', TRAINED_AT: '2024-09-02T06:00:00Z' }).trainedAt,
+    ).toBe('2024-09-02T06:00:00.000Z');
+    expect(attempt({ ...base, DATA_BLOBS: '["a.csv"]', TRAINED_AT: 'monday' }).problems).toEqual([
+      { key: 'TRAINED_AT', reason: 'expected an ISO 8601 date-time' },
+    ]);
   });
 
   it('needs storage settings when no client is given, and never echoes the connection string', async () => {

@@ -363,6 +363,11 @@ describe('retrainOrchestrator', () => {
     expect((await t.runtime.getStatus('retrain-vat-rate'))?.output).toMatchObject({ outcome: 'promoted' });
     const launches = t.calls.filter((c) => c.name === 'launchTraining').map((c) => c.input);
     expect(launches).toMatchObject([{ attempt: 1 }, { attempt: 2 }]);
+    // The relaunch trains on the first attempt's window and keeps the run's start as trainedAt, so
+    // it builds the very model the lost container would have (batches accepted meanwhile wait).
+    expect(launches[0]).not.toHaveProperty('dataWindow');
+    expect(launches[1]).toMatchObject({ dataWindow: ['b1', 'b2'], trainedAt: T0 });
+    expect(launches[0]).toMatchObject({ trainedAt: T0 });
     // Both training groups deleted; only the new API is left (serving).
     expect([...t.live]).toEqual([`api-${t.recorded[0].runId}`]);
     expect(t.recorded[0].stages.filter((st) => st.stage === 'train')).toHaveLength(2);

@@ -123,6 +123,18 @@ describe('batches', () => {
     expect(result.metadata.holdoutMetrics.accuracy).toBeGreaterThan(0.95);
   });
 
+  it('builds byte-identical artifacts from the same rows, seed and trainedAt; the measured CPU stays beside them', async () => {
+    const again = { ...options, versionId: 'same', trainedAt: '2024-09-02T06:00:00.000Z' };
+    const first = await trainFromRows(rows.slice(0, 1500), again);
+    const second = await trainFromRows(rows.slice(0, 1500), again);
+    expect(second.artifact).toBe(first.artifact);
+    expect(first.model.metadata.trainedAt).toBe('2024-09-02T06:00:00.000Z');
+    expect(first.model.metadata.trainingCpuSeconds).toBeNull();
+    expect(first.metadata.trainingCpuSeconds).toBeGreaterThan(0);
+    const otherSeed = await trainFromRows(rows.slice(0, 1500), { ...again, seed: 6 });
+    expect(otherSeed.artifact).not.toBe(first.artifact);
+  });
+
   it('evaluates a stream exactly as the same rows in memory, in any chunk size', async () => {
     const model = (await trainFromRows(rows.slice(0, 1500), options)).model;
     const test = rows.slice(1500);
