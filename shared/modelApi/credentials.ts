@@ -120,15 +120,11 @@ export class ModelApiKeySource {
     const secretUri = this.settings.MODEL_API_KEY_SECRET_URI;
     if (secretUri === undefined) throw missingSecretUri(hostKind);
     const key = await this.key();
-    if (hostKind === 'containerapps') {
-      return {
-        environment: { MODEL_API_AUTH_MODE: 'key' },
-        secureEnvironment: {},
-        keyVaultSecrets: { MODEL_API_KEY: secretUri },
-        headers: { authorization: `Bearer ${key}` },
-      };
-    }
-    return keyCredentials(key);
+    // On Container Apps the launcher turns each secure variable into a Key Vault reference by its
+    // name (keyVaultSecrets), so the value stays in this process and never reaches the ARM body.
+    return hostKind === 'containerapps'
+      ? { ...keyCredentials(key), keyVaultSecrets: { MODEL_API_KEY: secretUri } }
+      : keyCredentials(key);
   }
 
   /** Drops the cached key (e.g. after the model API answered 401: the key may have been rotated). */

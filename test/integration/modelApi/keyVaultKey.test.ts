@@ -12,7 +12,11 @@ import {
   type ModelApiKeySourceOptions,
 } from '../../../shared/modelApi/credentials';
 import { launchModelApi } from '../../../shared/pipeline/containerActivities';
+import { createPipelineLauncher } from '../../../shared/containers/createLauncher';
+import { LocalLauncher } from '../../../shared/containers/localLauncher';
 import { startFakeArm, type FakeArm } from '../../support/fakeArm';
+import { startFakeContainerAppsArm } from '../../support/fakeContainerAppsArm';
+import { testStorage } from '../../support/storage';
 import {
   startFakeKeyVault,
   startFakeTokenEndpoint,
@@ -82,6 +86,24 @@ afterEach(() => {
   expect(all).not.toContain(ROTATED);
 });
 
+/** The serving plan the launches below run: one always-on API (the plan's own tests live elsewhere). */
+const ALWAYS_ON_PLAN = {
+  kind: 'always-on-fallback' as const,
+  host: 'aci' as const,
+  region: 'westeurope',
+  rttMs: 0,
+  size: { cpuCores: 1, memoryGb: 2 },
+  servedTrees: null,
+  fullTrees: null,
+  servedAccuracy: null,
+  fullAccuracy: null,
+  scaling: { kind: 'always-on' as const },
+  peakRowsPerSecond: null,
+  expectedP999Ms: null,
+  reasons: ['the key tests need one always-on API'],
+  plannedAt: '2026-12-03T12:00:00Z',
+};
+
 function secretUri(name = 'model-api-key'): string {
   return `${vault.vaultUrl}/secrets/${name}`;
 }
@@ -117,7 +139,7 @@ describe('model-API key from Key Vault', () => {
     const apps = await keys.credentials('containerapps');
     expect(apps).toStrictEqual({
       environment: { MODEL_API_AUTH_MODE: 'key' },
-      secureEnvironment: {},
+      secureEnvironment: { MODEL_API_KEY: KEY },
       keyVaultSecrets: { MODEL_API_KEY: secretUri() },
       headers: { authorization: `Bearer ${KEY}` },
     });
@@ -300,22 +322,7 @@ describe('model-API key from Key Vault', () => {
       instanceId: 'orch-kv',
       modelName: 'vat-rate',
       versionId: 'v-kv-1',
-      plan: {
-        kind: 'always-on-fallback',
-        host: 'aci',
-        region: 'westeurope',
-        rttMs: 0,
-        size: { cpuCores: 1, memoryGb: 1.5 },
-        servedTrees: null,
-        fullTrees: null,
-        servedAccuracy: null,
-        fullAccuracy: null,
-        scaling: { kind: 'always-on' },
-        peakRowsPerSecond: null,
-        expectedP999Ms: null,
-        reasons: ['the key test needs one always-on API'],
-        plannedAt: '2026-12-03T12:00:00Z',
-      },
+      plan: ALWAYS_ON_PLAN,
     });
     const body = arm.storedBody('rg-kv-test', launched.groupName);
     const variables = body?.properties.containers[0].properties.environmentVariables ?? [];
@@ -323,5 +330,58 @@ describe('model-API key from Key Vault', () => {
     expect(variables).toContainEqual({ name: 'MODEL_API_AUTH_MODE', value: 'key' });
     expect(variables.filter((v) => v.value === KEY)).toStrictEqual([]);
     captured.push(...logs);
+  });
+
+  it('launchModelApi on Container Apps references the Key Vault secret and never sends the key to ARM', async () => {
+    vault.setSecret('apps-key', KEY);
+    const apps = await startFakeContainerAppsArm();
+    const training = new LocalLauncher({ entrypoints: {} });
+    try {
+      const settings = loadSettings({
+        // Identity-based storage, as on Azure (a connection string could not be a Key Vault reference).
+        DataStorage__blobServiceUri: 'https://stdata.blob.core.windows.net/',
+        DataStorage__tableServiceUri: 'https://stdata.table.core.windows.net/',
+        MODEL_API_HOST: 'containerapps',
+        CONTAINER_APPS_ENVIRONMENT_ID:
+          '/subscriptions/00000000-0000-4000-8000-0000000000ca/resourceGroups/rg/providers/Microsoft.App/managedEnvironments/cae-greenml',
+        AZURE_SUBSCRIPTION_ID: apps.subscriptionId,
+        ACI_RESOURCE_GROUP: 'rg-greenml',
+        ARM_ENDPOINT: apps.endpoint,
+        MODEL_API_IDENTITY_ID:
+          '/subscriptions/00000000-0000-4000-8000-0000000000ca/resourceGroups/rg-id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-model-api',
+        MODEL_API_KEY_SECRET_URI: secretUri('apps-key'),
+      });
+      const launcher = createPipelineLauncher(
+        settings,
+        {
+          credential: {
+            getToken: async () => ({ token: 'arm', expiresOnTimestamp: Date.now() + 3_600_000 }),
+          },
+          containerApps: { trustedCaPem: apps.caPem, retry: { maxRetries: 0 }, pollIntervalMs: 5 },
+        },
+        training,
+      );
+      const ctx = await composePipeline(settings, { launcher, storage: testStorage(), log: () => undefined });
+      modelApiKeySource(settings, {
+        credential: new DefaultAzureCredential(),
+        keyVault: { trustedCaPem: vault.caPem, retry: { maxRetries: 0 } },
+      });
+      const launched = await launchModelApi(ctx, {
+        runId: 'run-kv-apps-01',
+        instanceId: 'orch-kv',
+        modelName: 'vat-rate',
+        versionId: 'v-kv-1',
+        plan: { ...ALWAYS_ON_PLAN, host: 'containerapps' },
+      });
+      const body = apps.storedBody(launched.groupName);
+      expect(body).toBeDefined();
+      expect(JSON.stringify(body)).not.toContain(KEY);
+      const configuration = JSON.stringify(body);
+      expect(configuration).toContain(secretUri('apps-key'));
+      expect(configuration).toMatch(/"name":"MODEL_API_KEY","secretRef":"model-api-key"/);
+    } finally {
+      await training.close();
+      await apps.close();
+    }
   });
 });
