@@ -11,8 +11,8 @@ import {
  * imports this file before every first invocation, so it loads only @azure/functions and the
  * Durable binding definitions; what the functions do (functions/runtime.ts: durable-functions'
  * client and replay, the pipeline, its SDKs and schemas) is loaded by the first invocation. The
- * timer schedules are read here (a bad one stops the host at start-up); every other setting is
- * validated by the first invocation.
+ * timer schedules are read here; every other setting and the pipelines file are validated by the
+ * app-start hook below.
  */
 type Runtime = typeof import('./runtime');
 let loaded: Runtime | undefined;
@@ -36,6 +36,11 @@ function runtime(): Runtime {
   loaded ??= require('./runtime') as Runtime;
   return loaded;
 }
+
+// Start-up validation (every setting, the pipelines file) runs when the host starts the app, right
+// after this registration: a bad configuration stops it there with one error naming every bad
+// entry, and the import that registers stays light.
+app.hook.appStart(() => runtime().validateStartup());
 
 app.timer('carbonPoller', {
   schedule: timerSchedule(process.env, 'CARBON_POLL_SCHEDULE'),
