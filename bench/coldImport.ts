@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { table } from '../shared/cli/table';
-import { buildDeployPackage, DEPLOY_DIR } from '../shared/infra/deployPackage';
+import { buildDeployPackage, DEPLOY_DIR, FUNCTIONS_BUNDLE_OPTIONS } from '../shared/infra/deployPackage';
 
 /**
  * Cold import of the Functions app: what a scaled-to-zero app pays before its first invocation.
@@ -62,15 +62,8 @@ async function bundleFloor(dir: string, name: string, source: string): Promise<s
   await build({
     stdin: { contents: source, resolveDir: REPO_ROOT, loader: 'ts', sourcefile: `${name}.ts` },
     outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    minify: true,
-    keepNames: true,
+    ...FUNCTIONS_BUNDLE_OPTIONS,
     external: ['@azure/functions-core'],
-    define: { 'import.meta.url': '__bundleFileUrl' },
-    banner: { js: 'const __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
     logLevel: 'warning',
   });
   return outfile;

@@ -1,14 +1,18 @@
 import { app, type EventGridEvent, type FunctionInput, type InvocationContext } from '@azure/functions';
 import { timerSchedule } from '../shared/config/schedules';
-import { ORCHESTRATION_NAME, REGISTERED_ACTIVITY_NAMES } from '../shared/pipeline/durableNames';
+import {
+  ORCHESTRATION_NAME,
+  REGISTERED_ACTIVITY_NAMES,
+  SERVING_PLANNER_SCHEDULE,
+} from '../shared/pipeline/durableNames';
 
 /**
  * The Functions app (v4 programming model): registration only. A host that scales from zero
  * imports this file before every first invocation, so it loads only @azure/functions and the
  * Durable binding definitions; what the functions do (functions/runtime.ts: durable-functions'
  * client and replay, the pipeline, its SDKs and schemas) is loaded by the first invocation. The
- * timer schedules are read here (a bad one stops the host at start-up); every other setting is
- * validated by the first invocation.
+ * timer schedules are read here; every other setting and the pipelines file are validated by the
+ * app-start hook below.
  */
 type Runtime = typeof import('./runtime');
 let loaded: Runtime | undefined;
@@ -33,6 +37,11 @@ function runtime(): Runtime {
   return loaded;
 }
 
+// Start-up validation (every setting, the pipelines file) runs when the host starts the app, right
+// after this registration: a bad configuration stops it there with one error naming every bad
+// entry, and the import that registers stays light.
+app.hook.appStart(() => runtime().validateStartup());
+
 app.timer('carbonPoller', {
   schedule: timerSchedule(process.env, 'CARBON_POLL_SCHEDULE'),
   extraInputs: durableClientInput(),
@@ -50,6 +59,13 @@ app.timer('incomingSweeper', {
   schedule: timerSchedule(process.env, 'INCOMING_SWEEP_SCHEDULE'),
   extraInputs: durableClientInput(),
   handler: (_timer, context) => runtime().incomingSweeper(runtime().durableClient(context), context),
+});
+
+// Serving planner upkeep (issue 11), hourly at :05: load from /metrics/load, a daily re-plan applied
+// through the serving switch, and the ACI on/off schedule of a scheduled plan.
+app.timer('servingPlanner', {
+  schedule: SERVING_PLANNER_SCHEDULE,
+  handler: (_timer, context) => runtime().servingPlanner(context),
 });
 
 app.generic(ORCHESTRATION_NAME, {

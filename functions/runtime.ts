@@ -11,8 +11,11 @@ import type { ActivityName } from '../shared/pipeline/activityContracts';
 import { measureInvocation } from '../shared/sci/processUsage';
 import { METRIC } from '../shared/telemetry/telemetry';
 import { describeError } from '../shared/errors';
+import { loadSettings } from '../shared/config';
+import { loadPipelineManifest } from '../shared/pipelines/manifest';
 
 import { retrainOrchestrator } from './orchestration/retrainOrchestrator';
+import { servingUpkeep } from '../shared/pipeline/servingUpkeep';
 
 /*
  * The handler wrappers `df.app.orchestration` and `df.app.activity` apply, applied here because
@@ -43,6 +46,11 @@ export function durableClient(context: InvocationContext): df.DurableClient {
  * knows which one it will run. Every handler is a thin adapter that calls one shared service and
  * records its own CPU time.
  */
+/** Throws a ConfigError naming every bad setting or pipelines-file entry. */
+export function validateStartup(): void {
+  loadPipelineManifest(loadSettings(process.env));
+}
+
 async function measured<T>(name: string, context: InvocationContext, fn: () => Promise<T>): Promise<T> {
   const run = await measureInvocation(fn, {
     onFailure: (usage, error) =>
@@ -86,6 +94,22 @@ export async function incomingSweeper(client: df.DurableClient, context: Invocat
       staleClaims: report.staleClaims,
       failures: report.failures.length,
     }),
+  );
+}
+
+export async function servingPlanner(context: InvocationContext): Promise<void> {
+  const reports = await measured('servingPlanner', context, async () =>
+    servingUpkeep(await pipelineContext()),
+  );
+  context.log(
+    JSON.stringify(
+      reports.map((r) => ({
+        model: r.modelName,
+        load: r.load.kind,
+        replan: r.replan?.kind ?? null,
+        schedule: r.schedule,
+      })),
+    ),
   );
 }
 

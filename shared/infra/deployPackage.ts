@@ -1,6 +1,6 @@
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { build, type Metafile } from 'esbuild';
+import { build, type BuildOptions, type Metafile } from 'esbuild';
 
 /**
  * The package `azd deploy` ships to the Function App: the app bundled by esbuild into
@@ -103,6 +103,20 @@ function devOnlyPackageNames(repoRoot: string): string[] {
   ].filter((name) => !production.has(name));
 }
 
+/** How the Functions app is bundled (also used by bench:cold-import for its floors). */
+export const FUNCTIONS_BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  keepNames: true,
+  // Some dependencies ship ESM that calls createRequire(import.meta.url); in a CommonJS bundle
+  // import.meta is empty, so it is defined as this file's own URL.
+  define: { 'import.meta.url': '__bundleFileUrl' },
+  banner: { js: 'const __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
+} as const satisfies BuildOptions;
+
 export async function buildDeployPackage(
   repoRoot: string,
   outDir = path.join(repoRoot, DEPLOY_DIR),
@@ -125,19 +139,10 @@ export async function buildDeployPackage(
       azureMonitor: require.resolve('@azure/monitor-opentelemetry'),
     },
     outdir: functionsDir,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    minify: true,
-    keepNames: true,
+    ...FUNCTIONS_BUNDLE_OPTIONS,
     sourcemap: false,
     legalComments: 'linked',
     external: ['@azure/functions-core', ...devOnlyPackageNames(repoRoot)],
-    // Some dependencies ship ESM that calls createRequire(import.meta.url); in a CommonJS bundle
-    // import.meta is empty, so it is defined as this file's own URL.
-    define: { 'import.meta.url': '__bundleFileUrl' },
-    banner: { js: 'const __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
     metafile: true,
     logLevel: 'warning',
     plugins: [
