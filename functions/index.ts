@@ -1,6 +1,10 @@
 import { app, type EventGridEvent, type FunctionInput, type InvocationContext } from '@azure/functions';
 import { timerSchedule } from '../shared/config/schedules';
-import { ORCHESTRATION_NAME, REGISTERED_ACTIVITY_NAMES } from '../shared/pipeline/durableNames';
+import {
+  ORCHESTRATION_NAME,
+  REGISTERED_ACTIVITY_NAMES,
+  SERVING_PLANNER_SCHEDULE,
+} from '../shared/pipeline/durableNames';
 
 /**
  * The Functions app (v4 programming model): registration only. A host that scales from zero
@@ -55,6 +59,13 @@ app.timer('incomingSweeper', {
   schedule: timerSchedule(process.env, 'INCOMING_SWEEP_SCHEDULE'),
   extraInputs: durableClientInput(),
   handler: (_timer, context) => runtime().incomingSweeper(runtime().durableClient(context), context),
+});
+
+// Serving planner upkeep (issue 11), hourly at :05: load from /metrics/load, a daily re-plan applied
+// through the serving switch, and the ACI on/off schedule of a scheduled plan.
+app.timer('servingPlanner', {
+  schedule: SERVING_PLANNER_SCHEDULE,
+  handler: (_timer, context) => runtime().servingPlanner(context),
 });
 
 app.generic(ORCHESTRATION_NAME, {

@@ -15,6 +15,7 @@ import { loadSettings } from '../shared/config';
 import { loadPipelineManifest } from '../shared/pipelines/manifest';
 
 import { retrainOrchestrator } from './orchestration/retrainOrchestrator';
+import { servingUpkeep } from '../shared/pipeline/servingUpkeep';
 
 /*
  * The handler wrappers `df.app.orchestration` and `df.app.activity` apply, applied here because
@@ -93,6 +94,22 @@ export async function incomingSweeper(client: df.DurableClient, context: Invocat
       staleClaims: report.staleClaims,
       failures: report.failures.length,
     }),
+  );
+}
+
+export async function servingPlanner(context: InvocationContext): Promise<void> {
+  const reports = await measured('servingPlanner', context, async () =>
+    servingUpkeep(await pipelineContext()),
+  );
+  context.log(
+    JSON.stringify(
+      reports.map((r) => ({
+        model: r.modelName,
+        load: r.load.kind,
+        replan: r.replan?.kind ?? null,
+        schedule: r.schedule,
+      })),
+    ),
   );
 }
 

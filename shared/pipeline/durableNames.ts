@@ -6,6 +6,9 @@
  */
 export const ORCHESTRATION_NAME = 'retrainOrchestrator';
 
+/** The `servingPlanner` timer: hourly, five minutes past (load every hour, the re-plan once a day). */
+export const SERVING_PLANNER_SCHEDULE = '0 5 * * * *';
+
 export const REGISTERED_ACTIVITY_NAMES = [
   'planRetrain',
   'launchTraining',

@@ -10,7 +10,12 @@ import { z } from 'zod';
 import { SETTINGS_SCHEMA } from '../../config';
 import { trainFromBatches, type BatchSource } from '../../model/training';
 import { encodingVersion, LEGACY_DECLARATION } from '../../pipelines/featureEncoding';
-import { trainDeclaredModel } from '../../pipelines/declaredModel';
+import {
+  DECLARED_ARTIFACT_FORMAT,
+  deserializeDeclaredModel,
+  trainDeclaredModel,
+  type DeclaredModel,
+} from '../../pipelines/declaredModel';
 import {
   findPipeline,
   loadPipelineManifest,
@@ -228,6 +233,18 @@ async function mustExist(file: string, what: string): Promise<void> {
 export async function readModelFile(file: string): Promise<TrainedModel> {
   await mustExist(file, 'Model file');
   return deserializeModel(await readFile(file, 'utf8'));
+}
+
+/** A model file of either format: the single-model artifact or a declared pipeline's. */
+export async function readAnyModelFile(
+  file: string,
+): Promise<{ kind: 'single'; model: TrainedModel } | { kind: 'declared'; model: DeclaredModel }> {
+  await mustExist(file, 'Model file');
+  const text = await readFile(file, 'utf8');
+  // Sealed artifacts start with their format, so the text is parsed once, by the right reader.
+  return text.startsWith(`{"format":"${DECLARED_ARTIFACT_FORMAT}"`)
+    ? { kind: 'declared', model: deserializeDeclaredModel(text) }
+    : { kind: 'single', model: deserializeModel(text) };
 }
 
 /** Writes beside the target and renames, so a crash never leaves half an artifact under its name. */

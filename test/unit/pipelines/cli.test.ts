@@ -201,6 +201,22 @@ describe('green-ml pipelines', () => {
       encodingVersion(sample.pipelines[1] as unknown as EncodingDeclaration),
     );
 
+    const evaluated = await run({}, 'evaluate', '--model', accountOut, '--data', data);
+    expect(evaluated.code).toBe(0);
+    const report = JSON.parse(evaluated.stdout) as {
+      model: { modelName: string; label: string; featureSchemaVersion: string };
+      batches: { file: string; rowsAccepted: number; rowsScored: number; accuracy: number }[];
+    };
+    expect(report.model).toMatchObject({
+      modelName: 'account-code',
+      label: 'accountCode',
+      featureSchemaVersion: stored.metadata.featureSchemaVersion,
+    });
+    expect(report.batches).toEqual([
+      expect.objectContaining({ file: data, rowsAccepted: 800, rowsScored: 800 }),
+    ]);
+    expect(report.batches[0].accuracy).toBeGreaterThan(printed.holdout.accuracy - 0.1);
+
     const warm = await run(
       { PIPELINES_FILE: file },
       'train',
