@@ -7,7 +7,7 @@ import type { ServingRecord } from './servingState';
 import { footprintOfUsage } from './runRecording';
 import type { ReplicaUsage, ResourceUsage } from '../containers/launcher';
 import { keptColdStarts, scheduledSeconds, type ServeAccounting } from '../serving/serveAccounting';
-import { modelApiCredentials } from '../modelApi/credentials';
+import { modelApiKeySource } from '../modelApi/credentials';
 
 /**
  * The activities that move serving from one model API to the next. The switch records the
@@ -41,9 +41,12 @@ export async function retireModelApi(
   let counted = 0;
   // A front at zero would start a replica just to answer: its served rows are in the stored load.
   if (previous.endpoint && !usage?.serving) {
+    // Outside the catch: a key that cannot be read fails the activity (and is retried), where a
+    // swallowed failure would record a period that served nothing.
+    const { headers } = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
     try {
       const response = await fetchImpl(`${previous.endpoint}/model`, {
-        headers: modelApiCredentials(ctx.launcher.kind).headers,
+        headers,
         signal: AbortSignal.timeout(5000),
       });
       counted = parseWith(SERVED_INFO, await response.json(), '/model response').predictionsServed;
