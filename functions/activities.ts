@@ -78,7 +78,7 @@ export const PIPELINE_ACTIVITIES: ActivityImplementations<PipelineContext> = {
   launchModelApi: containers.launchModelApi,
   checkModelApiHealth: (ctx, input) => containers.checkModelApiHealth(ctx, input),
   switchServing: serving.switchServing,
-  retireModelApi: (ctx, input) => serving.retireModelApi(ctx, input),
+  retireModelApi: (ctx, input) => serving.retireAndRecordPeriod(ctx, input),
   recordRun,
   completeRequest: async (ctx, input) => ({
     next: await ctx.pending.complete(input.modelName, input.requestId, ctx.now().toISOString()),

@@ -1,86 +1,82 @@
-import { app, type EventGridEvent, type InvocationContext, type Timer } from '@azure/functions';
-import * as df from 'durable-functions';
-import { adaptDurableClient } from './durableClientAdapter';
-import { pipelineContext } from './composition';
-import { activityHandlers } from './activities';
-import { retrainOrchestrator } from './orchestration/retrainOrchestrator';
-import { ORCHESTRATION_NAME } from '../shared/pipeline/contracts';
-import { pollCarbon } from '../shared/pipeline/carbonPolling';
-import { processBlobEvent } from '../shared/pipeline/blobEvents';
-import { sweepIncoming } from '../shared/pipeline/incomingSweep';
-import { statusReport } from '../shared/pipeline/statusReport';
-import { loadSettings } from '../shared/config';
-import { loadPipelineManifest } from '../shared/pipelines/manifest';
-import { measureInvocation } from '../shared/sci/processUsage';
-import { METRIC } from '../shared/telemetry/telemetry';
-import { describeError } from '../shared/errors';
+import { app, type EventGridEvent, type FunctionInput, type InvocationContext } from '@azure/functions';
+import { timerSchedule } from '../shared/config/schedules';
+import {
+  ORCHESTRATION_NAME,
+  REGISTERED_ACTIVITY_NAMES,
+  SERVING_PLANNER_SCHEDULE,
+} from '../shared/pipeline/durableNames';
 
 /**
- * The Functions app (v4 programming model). Every function is a thin adapter: it validates what
- * the trigger gives it, calls one shared service, and records its own CPU time. Settings are
- * validated at start-up, so a misconfigured app fails once with a clear message.
+ * The Functions app (v4 programming model): registration only. A host that scales from zero
+ * imports this file before every first invocation, so it loads only @azure/functions and the
+ * Durable binding definitions; what the functions do (functions/runtime.ts: durable-functions'
+ * client and replay, the pipeline, its SDKs and schemas) is loaded by the first invocation. The
+ * timer schedules are read here; every other setting and the pipelines file are validated by the
+ * app-start hook below.
  */
-const settings = loadSettings(process.env);
-// A bad pipelines file stops start-up here with one error naming every bad entry.
-loadPipelineManifest(settings);
+type Runtime = typeof import('./runtime');
+let loaded: Runtime | undefined;
 
-async function measured<T>(name: string, context: InvocationContext, fn: () => Promise<T>): Promise<T> {
-  const run = await measureInvocation(fn, {
-    onFailure: (usage, error) =>
-      context.error(`${name} failed after ${usage.cpuSeconds.toFixed(3)} s CPU: ${describeError(error)}`),
-  });
-  (await pipelineContext()).telemetry.metric(METRIC.functionCpuSeconds, run.cpuSeconds, { function: name });
-  return run.result;
+/*
+ * The Durable binding definitions come from durable-functions' own trigger and input modules,
+ * which require only @azure/functions (its index pulls in the HTTP client, validators and more).
+ * These are the definitions `df.app.*` registers; the handler wrappers it adds are applied in
+ * runtime.ts.
+ */
+type Durable = typeof import('durable-functions');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const durableTrigger = require('durable-functions/lib/src/trigger') as Durable['trigger'];
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const durableInput = require('durable-functions/lib/src/input') as Durable['input'];
+const durableClientInput = (): FunctionInput[] => [durableInput.durableClient()];
+
+function runtime(): Runtime {
+  // A plain require: the bundle (shared/infra/deployPackage.ts) keeps ./runtime as its own file.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  loaded ??= require('./runtime') as Runtime;
+  return loaded;
 }
 
-df.app.client.timer('carbonPoller', {
-  schedule: settings.CARBON_POLL_SCHEDULE,
-  handler: async (_timer: Timer, client: df.DurableClient, context: InvocationContext) => {
-    const summary = await measured('carbonPoller', context, async () =>
-      pollCarbon(await pipelineContext(), adaptDurableClient(client)),
-    );
-    context.log(
-      JSON.stringify({
-        signalled: summary.signalled,
-        restarted: summary.restarted,
-        orphans: summary.orphansDeleted,
-      }),
-    );
-  },
+// Start-up validation (every setting, the pipelines file) runs when the host starts the app, right
+// after this registration: a bad configuration stops it there with one error naming every bad
+// entry, and the import that registers stays light.
+app.hook.appStart(() => runtime().validateStartup());
+
+app.timer('carbonPoller', {
+  schedule: timerSchedule(process.env, 'CARBON_POLL_SCHEDULE'),
+  extraInputs: durableClientInput(),
+  handler: (_timer, context) => runtime().carbonPoller(runtime().durableClient(context), context),
 });
 
 // Event Grid passes only the event; the evaluator streams the blob itself (bounded memory).
-df.app.client.eventGrid('invoiceBatchEvaluator', {
-  handler: async (event: EventGridEvent, client: df.DurableClient, context: InvocationContext) => {
-    const outcome = await measured('invoiceBatchEvaluator', context, async () =>
-      processBlobEvent(await pipelineContext(), adaptDurableClient(client), event),
-    );
-    context.log(`${JSON.stringify(outcome.batchName)}: ${outcome.kind}`);
-  },
+app.eventGrid('invoiceBatchEvaluator', {
+  extraInputs: durableClientInput(),
+  handler: (event: EventGridEvent, context: InvocationContext) =>
+    runtime().invoiceBatchEvaluator(event, runtime().durableClient(context), context),
 });
 
-df.app.client.timer('incomingSweeper', {
-  schedule: settings.INCOMING_SWEEP_SCHEDULE,
-  handler: async (_timer: Timer, client: df.DurableClient, context: InvocationContext) => {
-    const report = await measured('incomingSweeper', context, async () =>
-      sweepIncoming(await pipelineContext(), adaptDurableClient(client)),
-    );
-    context.log(
-      JSON.stringify({
-        staleIncoming: report.staleIncoming,
-        staleClaims: report.staleClaims,
-        failures: report.failures.length,
-      }),
-    );
-  },
+app.timer('incomingSweeper', {
+  schedule: timerSchedule(process.env, 'INCOMING_SWEEP_SCHEDULE'),
+  extraInputs: durableClientInput(),
+  handler: (_timer, context) => runtime().incomingSweeper(runtime().durableClient(context), context),
 });
 
-df.app.orchestration(ORCHESTRATION_NAME, retrainOrchestrator);
+// Serving planner upkeep (issue 11), hourly at :05: load from /metrics/load, a daily re-plan applied
+// through the serving switch, and the ACI on/off schedule of a scheduled plan.
+app.timer('servingPlanner', {
+  schedule: SERVING_PLANNER_SCHEDULE,
+  handler: (_timer, context) => runtime().servingPlanner(context),
+});
 
-for (const [name, handler] of Object.entries(activityHandlers(pipelineContext))) {
-  df.app.activity(name, {
-    handler: (input: unknown, context: InvocationContext) =>
-      measured(name, context, () => handler(input, context)),
+app.generic(ORCHESTRATION_NAME, {
+  trigger: durableTrigger.orchestration(),
+  handler: (trigger, context) => runtime().orchestrator(trigger, context),
+});
+
+for (const name of REGISTERED_ACTIVITY_NAMES) {
+  app.generic(name, {
+    trigger: durableTrigger.activity(),
+    handler: (input, context) => runtime().activity(name)(input, context),
   });
 }
 
@@ -88,8 +84,5 @@ app.http('status', {
   methods: ['GET'],
   authLevel: 'function',
   route: 'status',
-  handler: async (_request, context) => {
-    const body = await measured('status', context, async () => statusReport(await pipelineContext()));
-    return { status: 200, jsonBody: body };
-  },
+  handler: async (_request, context) => ({ status: 200, jsonBody: await runtime().status(context) }),
 });

@@ -16,6 +16,7 @@ import {
   pollerFootprint,
 } from '../../shared/sci/pollerFootprint';
 import { coefficientsFromSettings } from '../../shared/sci/sci';
+import { formatServing, servingSummary, type ServingSummary } from '../../shared/report/servingPeriods';
 import { TRAINING_STAGE } from '../../shared/report/cumulativeEmissions';
 
 /**
@@ -59,6 +60,7 @@ export interface DemoSummary {
     trainingCpuSeconds: number;
   };
   prediction: { endpoint: string; vatRatePercent: number; probability: number } | null;
+  serving: ServingSummary;
 }
 
 const pct = (v: number | null) => (v === null ? '   -  ' : `${(v * 100).toFixed(1).padStart(5)}%`);
@@ -93,7 +95,11 @@ export async function buildDemoReport(
       ],
     },
   );
-  const reportPath = await writeReport(data, path.join(options.outDir, 'report.html'));
+  const servingPeriods = await servingSummary(ctx);
+  const reportPath = await writeReport(
+    { ...data, serving: servingPeriods },
+    path.join(options.outDir, 'report.html'),
+  );
 
   const serving = await ctx.serving.get(model);
   let prediction: DemoSummary['prediction'] = null;
@@ -193,6 +199,7 @@ export async function buildDemoReport(
         .reduce((sum, st) => sum + st.energy.utilisation * st.energy.vcpuHours * 3600, 0),
     },
     prediction,
+    serving: servingPeriods,
   };
   return { reportPath, summaryText: formatSummary(summary), summary };
 }
@@ -249,5 +256,6 @@ function formatSummary(s: DemoSummary): string {
       `/predict on the serving model API (${s.prediction.endpoint}): VAT ${s.prediction.vatRatePercent} % (p=${s.prediction.probability.toFixed(2)})`,
     );
   }
+  lines.push('', ...formatServing(s.serving));
   return lines.join('\n');
 }

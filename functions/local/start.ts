@@ -21,7 +21,10 @@ import { parseWith } from '../../shared/validation';
 import { describeError, isGreenMlError } from '../../shared/errors';
 import type { PipelineContext } from '../../shared/pipeline/context';
 import { buildDemoReport } from './demoReport';
-import { servingDemoSummary } from '../../shared/serving/servingDemo';
+import { LocalScaleToZeroLauncher } from '../../shared/serving/localScaleToZeroLauncher';
+import { recordLoadFrom } from '../../shared/pipeline/servingUpkeep';
+import { describePlanRecord } from '../../shared/serving/servingPlanRecord';
+import { DemoServing } from './demoServing';
 import { LocalLauncher, defaultEntrypoints } from '../../shared/containers/localLauncher';
 import { ProcessLedger } from './processLedger';
 import { restoreServingApis } from './recovery';
@@ -88,7 +91,7 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
   };
   const startedAt = Date.now();
   let azurite: RunningAzurite | null = null;
-  let launcher: LocalLauncher | null = null;
+  let launcher: LocalScaleToZeroLauncher | null = null;
   const stopSignals = handleStopSignals(async () => {
     await launcher?.close();
     await azurite?.stop();
@@ -111,11 +114,22 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
     const settings: Settings = loadSettings(env);
     const telemetry = new RecordingTelemetry(clock.now);
     const verbose = process.env.LOG_LEVEL === 'debug';
-    launcher = new LocalLauncher({
+    const processes = new LocalLauncher({
       entrypoints: defaultEntrypoints(settings),
       processes: {
         started: (groupName, pid) => ledger.record(groupName, pid, { group: true }),
         ended: (groupName, pid) => ledger.forget(groupName, pid),
+      },
+    });
+    // Scale to zero locally (issue 11): a planned model API is a front that starts its process on
+    // the first request and stops it when idle, handing its load metrics over before it stops.
+    let composed: PipelineContext | null = null;
+    launcher = new LocalScaleToZeroLauncher(processes, {
+      idleTimeoutMs: 300,
+      now: clock.now,
+      beforeReplicaStop: async (api, url) => {
+        if (composed)
+          await recordLoadFrom(composed, settings.MODEL_NAME, api.groupName, url).catch(() => undefined);
       },
     });
     const ctx = await composePipeline(settings, {
@@ -127,6 +141,7 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
           progress(message);
       },
     });
+    composed = ctx;
     const resumeState = await readResumeState(outDir, options.resume);
     if (resumeState) clock.advanceTo(new Date(resumeState.clock));
     if (options.resume) await restoreServingApis(ctx);
@@ -153,11 +168,17 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       `demo: ${options.scenario}, ${options.weeks} weeks x ${options.rowsPerWeek} invoices, carbon ${settings.CARBON_PROVIDER} ` +
         `(${settings.CARBON_TRACE_YEAR} trace, ${settings.CARBON_TRACE_FORECAST} forecast), regions ${settings.ALLOWED_REGIONS.join(', ')}`,
     );
+    const demoServing = new DemoServing(ctx, host, clock, launcher, generateWeek(generator, 0));
     for (let week = resumeState?.nextWeek ?? 0; week < options.weeks; week++) {
       // A week's batch is uploaded when the week is over.
-      const uploadAt = new Date(
-        Date.parse(`${weekStartDate(generator, week)}T00:00:00Z`) + 7 * 86_400_000 + 6 * 3_600_000,
-      );
+      const weekStartMs = Date.parse(`${weekStartDate(generator, week)}T00:00:00Z`);
+      const uploadAt = new Date(weekStartMs + 7 * 86_400_000 + 6 * 3_600_000);
+      for (let day = 0; day < 7; day++) {
+        const served = await demoServing.day(weekStartMs + day * 86_400_000);
+        if (served.replan?.kind === 'switched' || served.replan?.kind === 'unhealthy') {
+          progress(`serving re-plan: ${served.replan.kind} (${describePlanRecord(served.replan.plan)})`);
+        }
+      }
       await host.runUntil(uploadAt);
       const name = await uploadWeek(ctx, generator, week);
       progress(`uploaded ${name}`);
@@ -179,16 +200,20 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       wallSeconds: (Date.now() - startedAt) / 1000,
       fromIso: `${weekStartDate(generator, 0)}T00:00:00.000Z`,
     });
-    // Serving plan (issue 11): the planner over the demo period, against today's always-on API.
-    const serving = await servingDemoSummary(ctx, settings, {
-      fromMs: Date.parse(`${weekStartDate(generator, 0)}T00:00:00.000Z`),
-      toMs: clock.now().getTime(),
-    });
     // What the crash matrix compares with the uninterrupted run: the champion, and the model APIs
     // actually running (processes, from the ledger) before the demo stops them.
     const champion = await ctx.registry.getChampion(settings.MODEL_NAME);
     const servingRecord = await ctx.serving.get(settings.MODEL_NAME);
-    const modelApisRunning = ledger.live().filter((entry) => entry.name.startsWith('api-')).length;
+    // A scaled-to-zero API serves through its front even with no process up; a replica is its API's.
+    const modelApisRunning = new Set([
+      ...ledger
+        .live()
+        .filter((entry) => entry.name.startsWith('api-'))
+        .map((entry) => entry.name.replace(/-r\d+$/, '')),
+      ...(await launcher.list({ tags: { stage: 'serve' } }))
+        .filter((g) => g.state === 'running')
+        .map((g) => g.groupName),
+    ]).size;
     // Cleanup: stop the serving API too; the demo leaves nothing running. Counted from the
     // process ledger (real processes), not from the launcher's records.
     await launcher.close();
@@ -199,7 +224,6 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       JSON.stringify(
         {
           ...summary,
-          serving: serving.comparison.rows.map((r) => ({ configuration: r.key, ...r.result })),
           champion: champion
             ? {
                 versionId: champion.pointer.versionId,
@@ -222,7 +246,6 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       ),
     );
     process.stdout.write(`\n${summaryText}\n`);
-    process.stdout.write(`${serving.lines.join('\n')}\n`);
     process.stdout.write(`containers left running: ${left.length}\n`);
     process.stdout.write(`report: ${reportPath}\nsummary: ${summaryPath}\n`);
     fs.rmSync(path.join(outDir, 'resume.json'), { force: true });

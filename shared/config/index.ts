@@ -7,6 +7,7 @@ import {
   type ResidencyRule,
 } from '../carbon/azureRegions';
 import { nextOccurrence, parseSchedule } from '../pipeline/ncrontab';
+import { SIX_FIELD_NCRONTAB, SIX_FIELD_NCRONTAB_MESSAGE, TIMER_SCHEDULE_DEFAULTS } from './schedules';
 
 /**
  * Every setting the system reads, in one schema. Keys are app-setting names (environment variables
@@ -104,8 +105,8 @@ export const SETTINGS_SCHEMA = z.object({
     .describe('Retries on 429/5xx (with jitter, honouring Retry-After).'),
   CARBON_POLL_SCHEDULE: z
     .string()
-    .regex(/^(\S+\s+){5}\S+$/, 'six-field NCRONTAB expression')
-    .default('0 */15 * * * *')
+    .regex(SIX_FIELD_NCRONTAB, SIX_FIELD_NCRONTAB_MESSAGE)
+    .default(TIMER_SCHEDULE_DEFAULTS.CARBON_POLL_SCHEDULE)
     .describe('Timer schedule of the carbon poller.'),
   CARBON_FORECAST_HOURS: positiveInt
     .max(72)
@@ -307,8 +308,8 @@ export const SETTINGS_SCHEMA = z.object({
     .describe('Lease of a batch claim; an unfinished claim older than this is resumed by another delivery.'),
   INCOMING_SWEEP_SCHEDULE: z
     .string()
-    .regex(/^(\S+\s+){5}\S+$/, 'six-field NCRONTAB expression')
-    .default('0 */10 * * * *')
+    .regex(SIX_FIELD_NCRONTAB, SIX_FIELD_NCRONTAB_MESSAGE)
+    .default(TIMER_SCHEDULE_DEFAULTS.INCOMING_SWEEP_SCHEDULE)
     .describe('Timer schedule of the incoming sweep (re-drives stuck batches and stale claims).'),
   INCOMING_STALE_MINUTES: positiveInt
     .max(7 * 24 * 60)

@@ -1,6 +1,6 @@
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { build, type Metafile } from 'esbuild';
+import { build, type BuildOptions, type Metafile } from 'esbuild';
 
 /**
  * The package `azd deploy` ships to the Function App: the app bundled by esbuild into
@@ -103,6 +103,20 @@ function devOnlyPackageNames(repoRoot: string): string[] {
   ].filter((name) => !production.has(name));
 }
 
+/** How the Functions app is bundled (also used by bench:cold-import for its floors). */
+export const FUNCTIONS_BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  keepNames: true,
+  // Some dependencies ship ESM that calls createRequire(import.meta.url); in a CommonJS bundle
+  // import.meta is empty, so it is defined as this file's own URL.
+  define: { 'import.meta.url': '__bundleFileUrl' },
+  banner: { js: 'const __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
+} as const satisfies BuildOptions;
+
 export async function buildDeployPackage(
   repoRoot: string,
   outDir = path.join(repoRoot, DEPLOY_DIR),
@@ -113,7 +127,10 @@ export async function buildDeployPackage(
   const result = await build({
     absWorkingDir: repoRoot,
     entryPoints: {
+      // index registers the functions and nothing else; runtime (the pipeline and its SDKs) is
+      // required by the first invocation, so a cold host does not parse it before registering.
       index: 'functions/index.ts',
+      runtime: 'functions/runtime.ts',
       // randomForest.ts starts its worker from a file next to itself (path.join(__dirname, ...)).
       forestWorker: 'shared/model/forestWorker.ts',
       // The Azure Monitor distro (OpenTelemetry SDK, gRPC, ...) is ~40 % of the code: its own file,
@@ -122,22 +139,23 @@ export async function buildDeployPackage(
       azureMonitor: require.resolve('@azure/monitor-opentelemetry'),
     },
     outdir: functionsDir,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    minify: true,
-    keepNames: true,
+    ...FUNCTIONS_BUNDLE_OPTIONS,
     sourcemap: false,
     legalComments: 'linked',
     external: ['@azure/functions-core', ...devOnlyPackageNames(repoRoot)],
-    // Some dependencies ship ESM that calls createRequire(import.meta.url); in a CommonJS bundle
-    // import.meta is empty, so it is defined as this file's own URL.
-    define: { 'import.meta.url': '__bundleFileUrl' },
-    banner: { js: 'const __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
     metafile: true,
     logLevel: 'warning',
     plugins: [
+      {
+        name: 'lazy-runtime',
+        setup(pluginBuild) {
+          pluginBuild.onResolve({ filter: /^\.\/runtime$/ }, (args) =>
+            args.importer.endsWith(path.join('functions', 'index.ts'))
+              ? { path: './runtime.js', external: true }
+              : undefined,
+          );
+        },
+      },
       {
         name: 'lazy-azure-monitor',
         setup(pluginBuild) {

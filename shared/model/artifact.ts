@@ -17,18 +17,20 @@ export const ARTIFACT_FORMAT = 'green-ml/random-forest';
 export const ARTIFACT_FORMAT_VERSION = 1;
 
 const base64 = z.string();
+/** The trees as stored; shared with the declared-pipeline artifact (shared/pipelines). */
+export const FOREST_JSON_SCHEMA = z.strictObject({
+  classes: z.array(z.string()).min(1).max(255),
+  features: z.number().int().min(1).max(MAX_FEATURES),
+  trees: z
+    .array(z.strictObject({ feature: base64, threshold: base64, child: base64, leafValues: base64 }))
+    .min(1),
+});
 const ARTIFACT_SCHEMA = z.strictObject({
   format: z.literal(ARTIFACT_FORMAT),
   formatVersion: z.literal(ARTIFACT_FORMAT_VERSION),
   metadata: MODEL_METADATA_SCHEMA,
   encoder: ENCODER_STATE_SCHEMA,
-  forest: z.strictObject({
-    classes: z.array(z.string()).min(1).max(255),
-    features: z.number().int().min(1).max(MAX_FEATURES),
-    trees: z
-      .array(z.strictObject({ feature: base64, threshold: base64, child: base64, leafValues: base64 }))
-      .min(1),
-  }),
+  forest: FOREST_JSON_SCHEMA,
 });
 
 const texts = new WeakMap<TrainedModel, string>();
@@ -72,17 +74,17 @@ function renderHead(metadata: ModelMetadata): string {
 }
 
 function renderBody(encoder: FeatureEncoder, forest: Forest): string {
+  return `,"encoder":${JSON.stringify(encoder.toJSON())},"forest":${JSON.stringify(forestToJson(forest))}}`;
+}
+
+export function forestToJson(forest: Forest): z.input<typeof FOREST_JSON_SCHEMA> {
   const trees = forest.trees.map((tree) => ({
     feature: encodeTypedArray(tree.feature),
     threshold: encodeTypedArray(tree.threshold),
     child: encodeTypedArray(tree.child),
     leafValues: encodeTypedArray(tree.leafValues),
   }));
-  return `,"encoder":${JSON.stringify(encoder.toJSON())},"forest":${JSON.stringify({
-    classes: forest.classes,
-    features: forest.features,
-    trees,
-  })}}`;
+  return { classes: forest.classes, features: forest.features, trees };
 }
 
 function render(metadata: ModelMetadata, encoder: FeatureEncoder, forest: Forest): string {
@@ -143,7 +145,11 @@ export function deserializeModel(text: string): TrainedModel {
   }
 }
 
-function decodeForest(json: z.output<typeof ARTIFACT_SCHEMA>['forest'], encoder: FeatureEncoder): Forest {
+/** Decodes and bounds-checks trees against the encoder that feeds them (any with these two fields). */
+export function decodeForest(
+  json: z.output<typeof FOREST_JSON_SCHEMA>,
+  encoder: Pick<FeatureEncoder, 'featureCount' | 'binCounts'>,
+): Forest {
   if (json.features !== encoder.featureCount) {
     throw new ModelInvalidError(
       `the forest reads ${json.features} features, the encoder makes ${encoder.featureCount}`,

@@ -101,6 +101,9 @@ export function growTree(matrix: ColumnMatrix, params: TreeParams, seed: number)
   // Per stack slot, the features known to be constant in that node: a feature constant in a node
   // is constant in all its descendants, so (as scikit-learn does) it is never drawn again there.
   const knownConstant: Uint8Array[] = [new Uint8Array(features)];
+  // Per stack slot, that node's class counts: a child's are known from its parent's best split (the
+  // left side's histogram sums, and the rest), so no node but the root needs a pass to count them.
+  const slotCounts: Float64Array[] = [nodeRows.classCounts(K)];
 
   const nodeFeature: number[] = [LEAF];
   const nodeThreshold: number[] = [0];
@@ -116,7 +119,7 @@ export function growTree(matrix: ColumnMatrix, params: TreeParams, seed: number)
     const node = stack.pop() as number;
     const slot = stack.length / 4;
 
-    split.begin(nodeRows, start, end);
+    split.begin(slotCounts[slot]);
     if (split.isPure() || depth >= params.maxDepth || split.size < 2 * minLeaf) {
       nodeChild[node] = leaves.idOf(split.classCounts, split.size);
       continue;
@@ -168,6 +171,11 @@ export function growTree(matrix: ColumnMatrix, params: TreeParams, seed: number)
     // The children take this node's slot and the next one, and inherit the constants found here.
     if (knownConstant.length === slot + 1) knownConstant.push(new Uint8Array(features));
     knownConstant[slot + 1].set(constants);
+    if (slotCounts.length === slot + 1) slotCounts.push(new Float64Array(K));
+    const leftCounts = slotCounts[slot + 1];
+    const rightCounts = slotCounts[slot];
+    leftCounts.set(split.bestLeft);
+    for (let k = 0; k < K; k++) rightCounts[k] = split.classCounts[k] - leftCounts[k];
     stack.push(leftChild + 1, middle, end, depth + 1);
     stack.push(leftChild, start, middle, depth + 1);
   }
@@ -197,6 +205,16 @@ class NodeRows {
     this.labelWeight = new Int32Array(length);
     this.spillIndex = new Int32Array(length);
     this.spillLabelWeight = new Int32Array(length);
+  }
+
+  /** Draws per class over all rows (the root's class counts). */
+  classCounts(K: number): Float64Array {
+    const counts = new Float64Array(K);
+    for (let i = 0; i < this.length; i++) {
+      const lw = this.labelWeight[i];
+      counts[lw >>> 16] += lw & 0xffff;
+    }
+    return counts;
   }
 
   /**
@@ -324,6 +342,8 @@ function accumulateWide(
 class SplitSearch {
   readonly classCounts: Float64Array;
   private readonly left: Float64Array;
+  /** Class counts left of the best split so far. */
+  readonly bestLeft: Float64Array;
   size = 0;
   private parentSquares = 0;
   bestScore = -Infinity;
@@ -336,21 +356,19 @@ class SplitSearch {
   ) {
     this.classCounts = new Float64Array(K);
     this.left = new Float64Array(K);
+    this.bestLeft = new Float64Array(K);
   }
 
-  begin(nodeRows: NodeRows, start: number, end: number): void {
-    const { labelWeight } = nodeRows;
+  /** Starts a node whose class counts (draws per class, whole numbers) are `nodeCounts`. */
+  begin(nodeCounts: Float64Array): void {
     const counts = this.classCounts;
-    counts.fill(0);
+    counts.set(nodeCounts);
     let size = 0;
-    for (let i = start; i < end; i++) {
-      const lw = labelWeight[i];
-      const w = lw & 0xffff;
-      counts[lw >>> 16] += w;
-      size += w;
-    }
     let squares = 0;
-    for (let k = 0; k < this.K; k++) squares += counts[k] * counts[k];
+    for (let k = 0; k < this.K; k++) {
+      size += counts[k];
+      squares += counts[k] * counts[k];
+    }
     this.size = size;
     this.parentSquares = squares;
     this.bestScore = -Infinity;
@@ -394,6 +412,7 @@ class SplitSearch {
         this.bestScore = score;
         this.bestFeature = feature;
         this.bestThreshold = bin;
+        this.bestLeft.set(left);
       }
     }
   }

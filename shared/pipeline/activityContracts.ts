@@ -8,6 +8,7 @@ import {
   STAGE_USAGE_SCHEMA,
   WINDOW_PLAN_SCHEMA,
 } from './contracts';
+import { REGISTERED_ACTIVITY_NAMES } from './durableNames';
 import { SERVING_SCHEMA } from './servingState';
 import { SERVING_PLAN_RECORD_SCHEMA } from '../serving/servingPlanRecord';
 
@@ -149,6 +150,15 @@ export const ACTIVITY_CONTRACTS = {
 
 export type ActivityName = keyof typeof ACTIVITY_CONTRACTS;
 export const ACTIVITY_NAMES = Object.keys(ACTIVITY_CONTRACTS) as ActivityName[];
+
+/** The light name list the Functions entry registers (durableNames.ts) is exactly this table's keys. */
+type Registered = (typeof REGISTERED_ACTIVITY_NAMES)[number];
+export const REGISTERED_NAMES_MATCH_TABLE: [
+  Exclude<ActivityName, Registered>,
+  Exclude<Registered, ActivityName>,
+] extends [never, never]
+  ? true
+  : 'durableNames.ts REGISTERED_ACTIVITY_NAMES differs from ACTIVITY_CONTRACTS' = true;
 export type ActivityInput<N extends ActivityName> = z.input<(typeof ACTIVITY_CONTRACTS)[N]['input']>;
 export type ParsedActivityInput<N extends ActivityName> = z.output<(typeof ACTIVITY_CONTRACTS)[N]['input']>;
 export type ActivityOutput<N extends ActivityName> = z.output<(typeof ACTIVITY_CONTRACTS)[N]['output']>;

@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { SERVE_ACCOUNTING_SCHEMA } from '../serving/serveAccounting';
 
 /**
  * The messages that cross the Durable boundary (orchestration input, activity inputs and outputs,
  * external events). They are stored in history and replayed, so they are small, JSON-only and
  * validated on the way in: an activity never trusts the shape it was called with.
  */
-export const ORCHESTRATION_NAME = 'retrainOrchestrator';
+export { ORCHESTRATION_NAME } from './durableNames';
 export const START_TRAINING_EVENT = 'startTraining';
 
 export function retrainInstanceId(modelName: string): string {
@@ -92,6 +93,8 @@ export const STAGE_USAGE_SCHEMA = z.object({
   peakMemoryBytes: z.number().nonnegative().nullable(),
   resourceSource: z.enum(['azure-monitor', 'local-process', 'function-cpu', 'assumed']),
   functionalUnits: z.number().nonnegative(),
+  /** Serve stages: the plan, reserved replica time, predictions and cold starts. */
+  serving: SERVE_ACCOUNTING_SCHEMA.optional(),
 });
 export type StageUsage = z.output<typeof STAGE_USAGE_SCHEMA>;
 

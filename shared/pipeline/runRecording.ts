@@ -54,23 +54,45 @@ async function intensityFor(
 
 export async function footprintOfUsage(ctx: PipelineContext, usage: StageUsage): Promise<StageFootprint> {
   const kind = UNIT_OF_STAGE[usage.stage] ?? 'retrain';
+  const stage = {
+    stage: usage.stage,
+    region: usage.region,
+    startedAt: usage.startedAt,
+    endedAt:
+      usage.endedAt > usage.startedAt
+        ? usage.endedAt
+        : new Date(Date.parse(usage.startedAt) + 1000).toISOString(),
+    cpuCores: usage.cpuCores,
+    memoryGb: usage.memoryGb,
+    cpuSeconds: usage.cpuSeconds,
+    resourceSource: usage.resourceSource,
+    functionalUnit: functionalUnitOf(kind, usage.functionalUnits),
+  };
+  const coefficients = coefficientsFromSettings(ctx.settings);
+  const intensity = await intensityFor(ctx, usage.region, usage.startedAt, usage.endedAt);
+  if (!usage.serving) return footprintOfStage({ ...stage, intensity }, coefficients);
+  // The counterfactual the saving is shown against: today's API, always on in the home region,
+  // doing the same work over the same period.
+  const home = ctx.settings.HOME_REGION;
+  const alwaysOn = footprintOfStage(
+    {
+      ...stage,
+      region: home,
+      cpuCores: ctx.settings.MODEL_API_CPU_CORES,
+      memoryGb: ctx.settings.MODEL_API_MEMORY_GB,
+      intensity:
+        home === usage.region ? intensity : await intensityFor(ctx, home, usage.startedAt, usage.endedAt),
+    },
+    coefficients,
+  );
   return footprintOfStage(
     {
-      stage: usage.stage,
-      region: usage.region,
-      startedAt: usage.startedAt,
-      endedAt:
-        usage.endedAt > usage.startedAt
-          ? usage.endedAt
-          : new Date(Date.parse(usage.startedAt) + 1000).toISOString(),
-      cpuCores: usage.cpuCores,
-      memoryGb: usage.memoryGb,
-      cpuSeconds: usage.cpuSeconds,
-      resourceSource: usage.resourceSource,
-      functionalUnit: functionalUnitOf(kind, usage.functionalUnits),
-      intensity: await intensityFor(ctx, usage.region, usage.startedAt, usage.endedAt),
+      ...stage,
+      intensity,
+      reservedSeconds: usage.serving.replicaSeconds,
+      serving: { ...usage.serving, alwaysOnGrams: alwaysOn.totalGrams },
     },
-    coefficientsFromSettings(ctx.settings),
+    coefficients,
   );
 }
 

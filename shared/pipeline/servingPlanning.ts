@@ -51,7 +51,7 @@ export async function planModelServing(
         : { cpuCores: s.MODEL_API_CPU_CORES, memoryGb: s.MODEL_API_MEMORY_GB },
   });
   const record = toPlanRecord(plan, input.nowIso);
-  ctx.log(`serving plan for ${input.versionId}: ${record.reasons.join('; ')}`);
+  ctx.log(`serving planned for ${input.versionId}: ${record.reasons.join('; ')}`);
   return record;
 }
 

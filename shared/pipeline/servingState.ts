@@ -67,6 +67,25 @@ export class ServingStateStore {
     });
   }
 
+  /**
+   * Points serving at `next` only while `expected` still serves (a re-plan must never undo a newer
+   * rollout); null when it no longer does. Repeating it after it succeeded returns the same list.
+   */
+  async switchFrom(
+    modelName: string,
+    expected: string,
+    next: ServingRecord,
+  ): Promise<ServingRecord[] | null> {
+    return this.change(modelName, (current) => {
+      if (current?.groupName === next.groupName) return { row: current, result: current.retiring };
+      if (current?.groupName !== expected) return { row: null, result: null };
+      return {
+        row: { ...next, retiring: [...current.retiring, stripRow(current)] },
+        result: [...current.retiring, stripRow(current)],
+      };
+    });
+  }
+
   /** The old API is deleted: forget it. */
   async markRetired(modelName: string, groupName: string): Promise<void> {
     await this.change(modelName, (current) => {

@@ -19,7 +19,7 @@ import {
   type EncoderStateJson,
 } from '../model/features';
 import { fnv1a32 } from '../model/random';
-import { LEAF } from '../model/tree';
+import { MAX_FEATURES } from '../model/tree';
 import { decodeTypedArray, encodeTypedArray } from '../model/typedArrays';
 import { DATE_PARTS, VAT_RATE_FEATURES, type DatePart, type FeatureDeclaration } from './manifest';
 import { INVOICE_COLUMN_NAMES, type InvoiceColumnName } from './invoiceColumns';
@@ -352,10 +352,9 @@ export class DeclaredFeatureEncoder {
         binCounts.push(TARGET_BINS);
       }
     }
-    // A tree stores its split feature in a byte and reserves 255 for leaves.
-    if (names.length >= LEAF) {
+    if (names.length > MAX_FEATURES) {
       throw new FeatureEncodingError(
-        `the declaration makes ${names.length} features (at most ${LEAF - 1}): fewer high-cardinality columns or fewer classes`,
+        `the declaration makes ${names.length} features (at most ${MAX_FEATURES}): fewer high-cardinality columns or fewer classes`,
       );
     }
     this.featureNames = names;

@@ -3,8 +3,7 @@ import { INVOICE_COLUMNS, type InvoiceRow } from '../invoices/schema';
 import { ConfusionMatrix } from '../model/metrics';
 import { predictClasses, type Forest } from '../model/randomForest';
 import type { TrainedModel } from '../model/trainedModel';
-import { DeclaredColumns, DeclaredFeatureEncoder } from './featureEncoding';
-import type { PipelineDefinition } from './manifest';
+import { DeclaredColumns, DeclaredFeatureEncoder, type EncodingDeclaration } from './featureEncoding';
 import type { InvoiceColumnName } from './invoiceColumns';
 
 /**
@@ -43,7 +42,7 @@ export type PipelineOutcome =
   | { kind: 'no-champion'; pipeline: string };
 
 export interface ScoringEntry {
-  readonly pipeline: Pick<PipelineDefinition, 'name' | 'label' | 'features'>;
+  readonly pipeline: { readonly name: string } & EncodingDeclaration;
   readonly champion: DeclaredPredictor | null;
 }
 

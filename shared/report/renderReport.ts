@@ -180,6 +180,39 @@ function runsSection(data: ReportData): string {
   return `<section id="runs"><h2>Training runs</h2>${summary}<h2>SCI per stage</h2>${stages}</section>`;
 }
 
+function servingSection(data: ReportData): string {
+  const s = data.serving;
+  if (!s || s.periods.length === 0) return '';
+  const rows = s.periods
+    .map(
+      (p) =>
+        `<tr>${cell(formatUtc(p.startedAt), 'when')}${cell(p.open ? 'serving now' : formatUtc(p.endedAt), 'when')}${cell(p.plan)}` +
+        `${cell(formatNumber(p.replicaHours, 1), 'num')}${cell(p.replicaSource)}${cell(String(p.predictions), 'num')}` +
+        `${cell(String(p.coldStarts), 'num')}${cell(p.coldStartMedianMs === null ? '-' : formatNumber(p.coldStartMedianMs, 0), 'num')}` +
+        `${cell(formatNumber(p.grams, 2), 'num')}${cell(p.gramsPer1000Predictions === null ? '-' : formatNumber(p.gramsPer1000Predictions, 3), 'num')}` +
+        `${cell(formatNumber(p.alwaysOnGrams, 1), 'num')}</tr>`,
+    )
+    .join('');
+  const saving =
+    s.saving === null
+      ? ''
+      : `<p id="serving-saving">Serving as planned: ${escapeHtml(formatNumber(s.totalGrams, 2))} gCO2e for ${s.predictions} predictions; ` +
+        `today's API always on: ${escapeHtml(formatNumber(s.alwaysOnGrams, 1))} gCO2e (saving ${escapeHtml(formatNumber(s.saving * 100, 1))} %).</p>`;
+  return `<section id="serving"><h2>Serving per plan</h2>${saving}<table id="serving-table"><thead>${headRow([
+    'from',
+    'to',
+    'plan',
+    { label: 'replica-h', numeric: true },
+    'replica time from',
+    { label: 'predictions', numeric: true },
+    { label: 'cold starts', numeric: true },
+    { label: 'median cold start ms', numeric: true },
+    { label: 'gCO2e', numeric: true },
+    { label: 'g / 1k predictions', numeric: true },
+    { label: 'always-on gCO2e', numeric: true },
+  ])}</thead><tbody>${rows}</tbody></table></section>`;
+}
+
 function batchesSection(data: ReportData): string {
   if (data.batches.length === 0) {
     return `<section id="batches"><h2>Batches</h2><p class="empty" data-empty="batches">No batches evaluated yet.</p></section>`;
@@ -261,6 +294,7 @@ export function renderReportHtml(data: ReportData): string {
     keyFiguresSection(data),
     ...sections.map(chartSection),
     runsSection(data),
+    servingSection(data),
     batchesSection(data),
     provenanceSection(data),
     '</main>',

@@ -1,3 +1,4 @@
+import type { ServingSummary } from './servingPeriods';
 /**
  * Everything the HTML report shows, as plain data with units in the names. The local driver
  * (`npm start`), the `report` CLI and the replay benchmark fill it from run records, evaluation
@@ -64,4 +65,6 @@ export interface ReportData {
   }[];
   /** Free-form key figures shown as a table at the top (label -> value with unit). */
   keyFigures: { label: string; value: string }[];
+  /** Optional: serving emissions per plan against always-on (from the recorded serve stages). */
+  serving?: ServingSummary;
 }

@@ -3,6 +3,7 @@ import type { Settings } from '../config';
 import type { IntensityPoint, SignalType } from '../carbon/types';
 import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
+import { SERVE_FOOTPRINT_SCHEMA, type ServeFootprint } from '../serving/serveAccounting';
 import {
   ENERGY_ESTIMATE_SCHEMA,
   energyOfBusyCpu,
@@ -84,6 +85,7 @@ export const STAGE_FOOTPRINT_SCHEMA = z.object({
   /** null when R's count is 0 (a model API that served nothing): SCI is undefined, not C. */
   sciGramsPerUnit: z.number().nonnegative().nullable(),
   resourceSource: z.enum(['azure-monitor', 'local-process', 'function-cpu', 'assumed']),
+  serving: SERVE_FOOTPRINT_SCHEMA.optional(),
 });
 
 export interface StageFootprint {
@@ -100,6 +102,8 @@ export interface StageFootprint {
   readonly functionalUnit: FunctionalUnit;
   readonly sciGramsPerUnit: number | null;
   readonly resourceSource: StageResourceSource;
+  /** Serve stages: the plan, reserved replica time, predictions and cold starts. */
+  readonly serving?: ServeFootprint;
 }
 
 export type SciCoefficients = EnergyCoefficients &
@@ -136,6 +140,13 @@ export interface StageInput {
   readonly intensity: StageIntensityInput;
   /** Per-interval CPU time (Azure Monitor grains clipped to the stage), when known. */
   readonly intervals?: readonly UsageInterval[];
+  /**
+   * Seconds the reservation really held within the stage, when less than its wall time (a model
+   * API scaled to zero reserves nothing while at zero); default the whole stage.
+   */
+  readonly reservedSeconds?: number;
+  /** The serve stage's accounting, kept on the record for the report. */
+  readonly serving?: ServeFootprint;
 }
 
 const STAGE_INPUT_SCHEMA = z
@@ -280,11 +291,17 @@ export function footprintOfStage(
       return { startMs: from, endMs: from + i.seconds * 1000, energyKwh: i.energyKwh };
     });
   } else {
+    const reservedSeconds = Math.min(wallSeconds, Math.max(0, input.reservedSeconds ?? wallSeconds));
     energy = energyOfReservation(
-      { vcpus: s.cpuCores, memoryGb: s.memoryGb, wallSeconds, cpuSeconds: s.cpuSeconds },
+      {
+        vcpus: s.cpuCores,
+        memoryGb: s.memoryGb,
+        wallSeconds: reservedSeconds,
+        cpuSeconds: s.cpuSeconds === null ? null : Math.min(s.cpuSeconds, s.cpuCores * reservedSeconds),
+      },
       coefficients,
     );
-    embodied = embodiedOfReservation({ vcpus: s.cpuCores, seconds: wallSeconds }, coefficients);
+    embodied = embodiedOfReservation({ vcpus: s.cpuCores, seconds: reservedSeconds }, coefficients);
     segments = [{ startMs, endMs, energyKwh: energy.energyKwh }];
   }
 
@@ -323,6 +340,7 @@ export function footprintOfStage(
     functionalUnit: s.functionalUnit,
     sciGramsPerUnit: s.functionalUnit.count > 0 ? totalGrams / s.functionalUnit.count : null,
     resourceSource: s.resourceSource,
+    ...(input.serving ? { serving: input.serving } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { ConflictError } from '../errors';
 import { statusCodeOf } from '../errors/classify';
 import { parseJsonWith, parseWith } from '../validation';
 import type { HourlyLoad } from './loadHistory';
+import { STAGE_FOOTPRINT_SCHEMA, type StageFootprint } from '../sci/sci';
 import { TREE_COUNT_ACCURACY_SCHEMA, type TreeCountAccuracy } from './treeCountAccuracy';
 
 /**
@@ -256,6 +257,63 @@ export class ServingLoadStore {
       requests: h.requests,
       rowsPredicted: h.rowsPredicted,
     }));
+  }
+
+  /**
+   * Totals of the stored hours from the one holding `fromIso` up to, not including, the one
+   * holding `toIso`: consecutive serving periods split the hours between them without overlap.
+   */
+  async periodTotals(
+    modelName: string,
+    fromIso: string,
+    toIso: string,
+  ): Promise<{
+    requests: number;
+    rowsPredicted: number;
+    coldStarts: number;
+    coldStartMsTotal: number;
+    busyHours: number;
+  }> {
+    const fromMs = hourOf(Date.parse(fromIso));
+    const toMs = hourOf(Date.parse(toIso));
+    const totals = { requests: 0, rowsPredicted: 0, coldStarts: 0, coldStartMsTotal: 0, busyHours: 0 };
+    for (const h of await this.hours(modelName)) {
+      const startMs = Date.parse(h.hourStartUtc);
+      if (startMs < fromMs || startMs >= toMs) continue;
+      totals.requests += h.requests;
+      totals.rowsPredicted += h.rowsPredicted;
+      totals.coldStarts += h.coldStarts;
+      totals.coldStartMsTotal += h.coldStartMsTotal;
+      if (h.requests > 0) totals.busyHours += 1;
+    }
+    return totals;
+  }
+
+  /** A retired API's serving period, as recorded (its serve-stage footprint); written once. */
+  async savePeriod(modelName: string, groupName: string, footprint: StageFootprint): Promise<void> {
+    const body = JSON.stringify(parseWith(STAGE_FOOTPRINT_SCHEMA, footprint, 'serving period'));
+    try {
+      await this.table.createEntity({
+        partitionKey: modelName,
+        rowKey: `period-${safeKey(groupName)}`,
+        body,
+      });
+    } catch (error) {
+      if (statusCodeOf(error) !== 409) throw error;
+    }
+  }
+
+  /** Every recorded serving period of the model, oldest first. */
+  async periods(modelName: string): Promise<StageFootprint[]> {
+    const out: StageFootprint[] = [];
+    const entities = this.table.listEntities<{ body: string }>({
+      queryOptions: {
+        filter: `PartitionKey eq '${modelName.replace(/'/g, "''")}' and RowKey ge 'period-' and RowKey lt 'period.'`,
+      },
+    });
+    for await (const entity of entities)
+      out.push(parseJsonWith(STAGE_FOOTPRINT_SCHEMA, entity.body, 'serving period'));
+    return out.sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt));
   }
 
   async treeAccuracy(modelName: string, versionId: string): Promise<TreeCountAccuracy | null> {

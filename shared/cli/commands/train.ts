@@ -10,7 +10,19 @@ import { z } from 'zod';
 import { SETTINGS_SCHEMA } from '../../config';
 import { trainFromBatches, type BatchSource } from '../../model/training';
 import { encodingVersion, LEGACY_DECLARATION } from '../../pipelines/featureEncoding';
-import { findPipeline, loadPipelineManifest, pipelineDefaultsFromEnv } from '../../pipelines/manifest';
+import {
+  DECLARED_ARTIFACT_FORMAT,
+  deserializeDeclaredModel,
+  trainDeclaredModel,
+  type DeclaredModel,
+} from '../../pipelines/declaredModel';
+import {
+  findPipeline,
+  loadPipelineManifest,
+  pipelineDefaultsFromEnv,
+  type PipelineDefinition,
+} from '../../pipelines/manifest';
+import { parseInvoiceBatch } from '../../invoices/parser';
 import { parseWith } from '../../validation';
 import { ProgressBar } from '../progress';
 
@@ -53,26 +65,17 @@ function forestSettings(): z.output<typeof settingDefaults> {
   return parseWith(settingDefaults, env, 'forest settings');
 }
 
-/**
- * `--model`: the pipeline's name and forest settings. This trainer reads rows with the single-model
- * encoder, so only pipelines declaring exactly those features can be trained here.
- */
-function pipelineForestSettings(options: {
-  model?: string;
-  modelName?: string;
-}): z.output<typeof settingDefaults> {
+/** `--model`: the declared pipeline (`--model-name` would contradict its name). */
+function chosenPipeline(options: { model?: string; modelName?: string }): PipelineDefinition {
   if (options.modelName !== undefined) {
     throw new ConfigError('Pass --model or --model-name, not both', [
       { key: 'model', reason: 'conflicts with --model-name' },
     ]);
   }
-  const pipeline = findPipeline(loadPipelineManifest(pipelineDefaultsFromEnv()), options.model as string);
-  if (encodingVersion(pipeline) !== encodingVersion(LEGACY_DECLARATION)) {
-    throw new ConfigError(
-      `Pipeline ${pipeline.name} declares its own label or features; \`train\` reads only the VAT-rate features`,
-      [{ key: 'model', reason: `${pipeline.name} is not a VAT-rate pipeline` }],
-    );
-  }
+  return findPipeline(loadPipelineManifest(pipelineDefaultsFromEnv()), options.model as string);
+}
+
+function pipelineForestSettings(pipeline: PipelineDefinition): z.output<typeof settingDefaults> {
   return {
     MODEL_NAME: pipeline.name,
     FOREST_TREES: pipeline.forest.trees,
@@ -80,6 +83,59 @@ function pipelineForestSettings(options: {
     FOREST_MIN_SAMPLES_LEAF: pipeline.forest.minSamplesLeaf,
     FOREST_MAX_DEPTH: pipeline.forest.maxDepth,
   };
+}
+
+/** A pipeline with its own label or features: trained with its declared encoding (full fit only). */
+async function trainDeclared(
+  options: z.output<typeof OPTIONS_SCHEMA>,
+  pipeline: PipelineDefinition,
+): Promise<void> {
+  if (options.warmStart !== undefined) {
+    throw new ConfigError(`Warm start is not available for the declared pipeline ${pipeline.name}`, [
+      { key: 'warm-start', reason: 'declared pipelines train in full' },
+    ]);
+  }
+  const { sources, bar } = await fileSources(options.data, 'reading');
+  const records = (async function* () {
+    for (const source of sources) yield* parseInvoiceBatch(await source.open(), { fileName: source.name });
+  })();
+  const now = new Date();
+  const result = await trainDeclaredModel(
+    {
+      ...pipeline,
+      forest: {
+        trees: options.trees ?? pipeline.forest.trees,
+        maxFeatures: options.maxFeatures ?? pipeline.forest.maxFeatures,
+        minSamplesLeaf: options.minSamplesLeaf ?? pipeline.forest.minSamplesLeaf,
+        maxDepth: options.maxDepth ?? pipeline.forest.maxDepth,
+      },
+    },
+    records,
+    {
+      seed: options.seed,
+      versionId:
+        options.versionId ??
+        `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}-s${options.seed}`,
+      dataWindow: options.data,
+      holdoutFraction: options.holdout,
+      threads: options.threads,
+      now: () => now,
+    },
+  );
+  bar.done();
+  await writeModelFile(options.out, result.artifact);
+  process.stdout.write(
+    `${JSON.stringify(
+      {
+        out: options.out,
+        metadata: result.model.metadata,
+        rejectedRows: result.rowsRejected,
+        holdout: result.holdout,
+      },
+      null,
+      2,
+    )}\n`,
+  );
 }
 
 export function register(program: Command): void {
@@ -110,7 +166,12 @@ export function register(program: Command): void {
     .option('--threads <n>', 'worker threads growing trees (default: up to 2)')
     .action(async (raw: Record<string, unknown>) => {
       const options = parseWith(OPTIONS_SCHEMA, raw, 'train options');
-      const settings = options.model === undefined ? forestSettings() : pipelineForestSettings(options);
+      const pipeline = options.model === undefined ? undefined : chosenPipeline(options);
+      if (pipeline && encodingVersion(pipeline) !== encodingVersion(LEGACY_DECLARATION)) {
+        await trainDeclared(options, pipeline);
+        return;
+      }
+      const settings = pipeline ? pipelineForestSettings(pipeline) : forestSettings();
       const warmStartFrom = options.warmStart ? await readModelFile(options.warmStart) : undefined;
       const { sources, bar: reading } = await fileSources(options.data, 'reading');
       const trees = options.trees ?? settings.FOREST_TREES;
@@ -172,6 +233,18 @@ async function mustExist(file: string, what: string): Promise<void> {
 export async function readModelFile(file: string): Promise<TrainedModel> {
   await mustExist(file, 'Model file');
   return deserializeModel(await readFile(file, 'utf8'));
+}
+
+/** A model file of either format: the single-model artifact or a declared pipeline's. */
+export async function readAnyModelFile(
+  file: string,
+): Promise<{ kind: 'single'; model: TrainedModel } | { kind: 'declared'; model: DeclaredModel }> {
+  await mustExist(file, 'Model file');
+  const text = await readFile(file, 'utf8');
+  // Sealed artifacts start with their format, so the text is parsed once, by the right reader.
+  return text.startsWith(`{"format":"${DECLARED_ARTIFACT_FORMAT}"`)
+    ? { kind: 'declared', model: deserializeDeclaredModel(text) }
+    : { kind: 'single', model: deserializeModel(text) };
 }
 
 /** Writes beside the target and renames, so a crash never leaves half an artifact under its name. */

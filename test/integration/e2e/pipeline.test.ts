@@ -14,6 +14,7 @@ import type { PipelineContext } from '../../../shared/pipeline/context';
 import { retrainInstanceId } from '../../../shared/pipeline/contracts';
 import { statusReport } from '../../../shared/pipeline/statusReport';
 import { modelApiCredentials } from '../../../shared/modelApi/credentials';
+import { collectServingLoad, replanServing } from '../../../shared/pipeline/servingUpkeep';
 
 /**
  * The whole pipeline on real parts: Azurite storage, the real evaluator, poller and orchestrator
@@ -121,6 +122,59 @@ describe('end to end on Azurite with local containers', () => {
     const servingFirst = await h.ctx.serving.get('e2e-main');
     expect(servingFirst?.versionId).toBe(first?.pointer.versionId);
     expect((await predict(servingFirst!.endpoint!)).modelVersion).toBe(first?.pointer.versionId);
+    // No load was ever seen: the switch planned the safe always-on configuration, and says why.
+    expect(servingFirst?.plan).toMatchObject({
+      kind: 'always-on-fallback',
+      region: 'westeurope',
+      reasons: ['load data unusable: no load history'],
+    });
+    // The API's own /metrics/load is stored per hour: one served call, one refused (401).
+    expect(await collectServingLoad(h.ctx, 'e2e-main')).toMatchObject({
+      kind: 'recorded',
+      load: { requestsAdded: 1 },
+    });
+    // A day of observed load later, the daily re-plan moves serving to the planned configuration
+    // through the same switch, retiring (and accounting) the fallback API; a second re-plan is a no-op.
+    const nowMs = h.clock.now().getTime();
+    const hours = Array.from({ length: 30 }, (_, i) => ({
+      hourStartUtc: new Date(Math.floor(nowMs / 3_600_000) * 3_600_000 - (i + 1) * 3_600_000).toISOString(),
+      requests: i % 3 === 0 ? 40 : 0,
+      rowsPredicted: i % 3 === 0 ? 400 : 0,
+      status4xx: 0,
+      status5xx: 0,
+      p50Ms: 3,
+      p99Ms: 12,
+    }));
+    await h.ctx.servingLoad.record(
+      'e2e-main',
+      'earlier-api',
+      { since: hours[29].hourStartUtc, coldStartMs: null, hours },
+      { nowIso: h.clock.now().toISOString(), shiftMs: 0 },
+    );
+    const replanned = await replanServing(h.ctx, 'e2e-main');
+    expect(replanned).toMatchObject({ kind: 'switched', from: servingFirst!.groupName });
+    const planned = await h.ctx.serving.get('e2e-main');
+    expect(planned?.plan).toMatchObject({
+      kind: 'planned',
+      host: 'local',
+      scaling: { kind: 'scale-to-zero' },
+    });
+    expect(h.ctx.settings.ALLOWED_REGIONS).toContain(planned?.region);
+    expect(planned?.versionId).toBe(first?.pointer.versionId);
+    expect((await predict(planned!.endpoint!)).modelVersion).toBe(first?.pointer.versionId);
+    expect(await replanServing(h.ctx, 'e2e-main')).toMatchObject({ kind: 'unchanged' });
+    expect((await h.launcher.list()).map((g) => g.groupName)).toEqual([planned!.groupName]);
+    const [fallbackPeriod] = await h.ctx.servingLoad.periods('e2e-main');
+    expect(fallbackPeriod.serving).toMatchObject({
+      plan: { kind: 'always-on-fallback' },
+      replicaSource: 'always-on',
+    });
+    // Always on: a replica reserved for the whole period; its calls come from the stored load.
+    expect(fallbackPeriod.serving?.replicaSeconds).toBeCloseTo(
+      (Date.parse(fallbackPeriod.endedAt) - Date.parse(fallbackPeriod.startedAt)) / 1000,
+      3,
+    );
+    expect(fallbackPeriod.serving?.requests).toBeGreaterThanOrEqual(1);
 
     await upload(h.ctx, 1);
     await settle(h);

@@ -49,13 +49,15 @@ test('planRetrain stops its carbon reads at CARBON_POLL_DEADLINE_SECONDS and sti
 
   const plan = await planRetrain(ctx, { request, nowIso, escalation: null });
 
-  // Every live read was cut within the shared 1 s deadline (not by its own 30 s timeout) …
-  const cutMs = logs.flatMap((l) => {
-    const match = /live failed for (?:NL|DE): TIMEOUT .* timed out after (\d+) ms/.exec(l);
-    return match ? [Number(match[1])] : [];
-  });
-  expect(cutMs).toHaveLength(4);
-  for (const ms of cutMs) expect(ms).toBeLessThanOrEqual(1000);
+  // Every live read was cut within the shared 1 s deadline (not by its own 30 s timeout): cut in
+  // flight, or not sent once the deadline had passed (on a busy machine) …
+  const cut = logs.filter((l) => /live failed for (?:NL|DE): TIMEOUT/.test(l));
+  expect(cut).toHaveLength(4);
+  for (const line of cut) {
+    const inFlightMs = /timed out after (\d+) ms/.exec(line)?.[1];
+    if (inFlightMs === undefined) expect(line).toMatch(/the poll deadline of 1000 ms was reached/);
+    else expect(Number(inFlightMs)).toBeLessThanOrEqual(1000);
+  }
   // … and the plan was still made, from annual averages, and recorded with the request.
   expect(plan.reason).toMatch(/start now/);
   expect((await ctx.pending.get(modelName))?.latestPlan).toStrictEqual(plan);

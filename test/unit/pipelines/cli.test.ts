@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { main } from '../../../shared/cli/main';
 import { generateWeek, serializeCsv } from '../../../shared/invoices/generator';
-import { encodingVersion, LEGACY_DECLARATION } from '../../../shared/pipelines/featureEncoding';
+import type { ModelMetadata } from '../../../shared/model/metadata';
+import { deserializeDeclaredModel } from '../../../shared/pipelines/declaredModel';
+import {
+  encodingVersion,
+  LEGACY_DECLARATION,
+  type EncodingDeclaration,
+} from '../../../shared/pipelines/featureEncoding';
 import { VAT_RATE_FEATURES } from '../../../shared/pipelines/manifest';
 
 const SAMPLE = path.join(__dirname, '../../../pipelines.sample.json');
@@ -130,7 +136,7 @@ describe('green-ml pipelines', () => {
     ]);
   });
 
-  it('train --model uses the pipeline’s name and forest, and refuses a pipeline with other features', async () => {
+  it('train --model trains any declared pipeline with its own name, forest, label and features', async () => {
     const data = path.join(dir, 'week.csv');
     await writeFile(
       data,
@@ -163,18 +169,81 @@ describe('green-ml pipelines', () => {
     expect(metadata.modelName).toBe('vat-small');
     expect(metadata.hyperparameters).toMatchObject({ trees: 3, maxDepth: 8 });
 
-    const refused = await run(
+    const accountOut = path.join(dir, 'account.json');
+    const account = await run(
       { PIPELINES_FILE: file },
       'train',
       '--model',
       'account-code',
+      '--trees',
+      '4',
+      '--data',
+      data,
+      '--out',
+      accountOut,
+      '--threads',
+      '1',
+      '--version-id',
+      'a1',
+    );
+    expect(account.code).toBe(0);
+    const printed = JSON.parse(account.stdout) as { metadata: ModelMetadata; holdout: { accuracy: number } };
+    expect(printed.metadata).toMatchObject({
+      modelName: 'account-code',
+      versionId: 'a1',
+      dataWindow: [data],
+    });
+    expect(printed.metadata.hyperparameters).toMatchObject({ trees: 4, label: 'accountCode' });
+    expect(printed.holdout.accuracy).toBeGreaterThan(0.6);
+    const stored = deserializeDeclaredModel(await readFile(accountOut, 'utf8'));
+    expect(stored.metadata).toEqual(printed.metadata);
+    expect(stored.metadata.featureSchemaVersion).toBe(
+      encodingVersion(sample.pipelines[1] as unknown as EncodingDeclaration),
+    );
+
+    const evaluated = await run({}, 'evaluate', '--model', accountOut, '--data', data);
+    expect(evaluated.code).toBe(0);
+    const report = JSON.parse(evaluated.stdout) as {
+      model: { modelName: string; label: string; featureSchemaVersion: string };
+      batches: { file: string; rowsAccepted: number; rowsScored: number; accuracy: number }[];
+    };
+    expect(report.model).toMatchObject({
+      modelName: 'account-code',
+      label: 'accountCode',
+      featureSchemaVersion: stored.metadata.featureSchemaVersion,
+    });
+    expect(report.batches).toEqual([
+      expect.objectContaining({ file: data, rowsAccepted: 800, rowsScored: 800 }),
+    ]);
+    expect(report.batches[0].accuracy).toBeGreaterThan(printed.holdout.accuracy - 0.1);
+
+    const warm = await run(
+      { PIPELINES_FILE: file },
+      'train',
+      '--model',
+      'account-code',
+      '--warm-start',
+      out,
+      '--data',
+      data,
+      '--out',
+      accountOut,
+    );
+    expect(warm.code).toBe(2);
+    expect(warm.stderr).toContain('Warm start is not available for the declared pipeline account-code');
+    const both = await run(
+      { PIPELINES_FILE: file },
+      'train',
+      '--model',
+      'vat-small',
+      '--model-name',
+      'x',
       '--data',
       data,
       '--out',
       out,
     );
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('Pipeline account-code declares its own label or features');
+    expect(both.stderr).toContain('Pass --model or --model-name, not both');
     const unknown = await run(
       { PIPELINES_FILE: file },
       'train',

@@ -1,0 +1,204 @@
+import { LaunchError, describeError } from '../errors';
+import { modelApiCredentials } from '../modelApi/credentials';
+import { scheduledActiveAt } from '../serving/servingPlanner';
+import { planFingerprint, describePlanRecord, type ServingPlanRecord } from '../serving/servingPlanRecord';
+import type { RecordedLoad } from '../serving/servingLoadStore';
+import { checkModelApiHealth, modelApiGroupName, modelApiSpec } from './containerActivities';
+import type { PipelineContext } from './context';
+import { retrainInstanceId } from './contracts';
+import { planModelServing } from './servingPlanning';
+import { retireAndRecordPeriod } from './servingActivities';
+import type { ServingRecord } from './servingState';
+
+/**
+ * What keeps serving matched to load and grid between retrains (the `servingPlanner` timer):
+ * 1. store the serving API's load per hour from its own /metrics/load;
+ * 2. re-plan (daily) and, when the plan changed, apply it through the same idempotent switch the
+ *    orchestrator uses: launch the planned API under a name derived from version and plan, check
+ *    its health, switch serving only if the API it replaces still serves, retire the old one;
+ * 3. on ACI, stop or start the serving group as the plan's weekly schedule says.
+ * Every step can be repeated after a crash: retiring what a switch left, creating an existing
+ * group and switching to the group already serving are no-ops.
+ */
+const HOUR_MS = 3_600_000;
+
+/** Hosts whose replicas come and go (a front at zero would start one only to be asked for metrics). */
+interface ReplicaAware {
+  scaledToZero(groupName: string): boolean;
+}
+const replicaAware = (launcher: unknown): launcher is ReplicaAware =>
+  typeof (launcher as Partial<ReplicaAware>).scaledToZero === 'function';
+
+/** The pipeline clock's lead over the wall clock, in whole hours (0 on Azure; virtual time locally). */
+function hourShiftMs(ctx: PipelineContext): number {
+  return Math.round((ctx.now().getTime() - Date.now()) / HOUR_MS) * HOUR_MS;
+}
+
+/** Stores the load one model-API replica reports at `url` (the serving endpoint, or a replica about to stop). */
+export async function recordLoadFrom(
+  ctx: PipelineContext,
+  modelName: string,
+  groupName: string,
+  url: string,
+  fetchImpl: typeof fetch = fetch,
+): Promise<RecordedLoad> {
+  const response = await fetchImpl(`${url}/metrics/load`, {
+    headers: modelApiCredentials(ctx.launcher.kind).headers,
+    signal: AbortSignal.timeout(5000),
+  });
+  if (response.status !== 200) {
+    throw new LaunchError(`${groupName} /metrics/load answered ${response.status}`, {
+      retryable: response.status >= 500,
+    });
+  }
+  const report = (await response.json()) as { since?: unknown };
+  return ctx.servingLoad.record(modelName, `${groupName}@${String(report.since)}`, report, {
+    nowIso: ctx.now().toISOString(),
+    shiftMs: hourShiftMs(ctx),
+  });
+}
+
+export type LoadCollection =
+  | { kind: 'no-api' }
+  | { kind: 'idle' }
+  | { kind: 'recorded'; load: RecordedLoad }
+  | { kind: 'failed'; reason: string };
+
+/** Step 1: the serving API's load since the last collection (an API at zero was idle: recorded as such). */
+export async function collectServingLoad(
+  ctx: PipelineContext,
+  modelName: string,
+  fetchImpl: typeof fetch = fetch,
+): Promise<LoadCollection> {
+  const serving = await ctx.serving.get(modelName);
+  if (!serving?.endpoint) return { kind: 'no-api' };
+  if (replicaAware(ctx.launcher) && ctx.launcher.scaledToZero(serving.groupName)) {
+    await ctx.servingLoad.markIdleThrough(modelName, ctx.now().toISOString());
+    return { kind: 'idle' };
+  }
+  try {
+    return {
+      kind: 'recorded',
+      load: await recordLoadFrom(ctx, modelName, serving.groupName, serving.endpoint, fetchImpl),
+    };
+  } catch (error) {
+    // Not recorded means not watched: the load goes stale and the planner falls back, with a reason.
+    return { kind: 'failed', reason: describeError(error) };
+  }
+}
+
+export type Replan =
+  | { kind: 'no-api' }
+  | { kind: 'unchanged'; plan: ServingPlanRecord }
+  | { kind: 'switched'; plan: ServingPlanRecord; from: string; to: string }
+  | { kind: 'superseded'; plan: ServingPlanRecord }
+  | { kind: 'unhealthy'; plan: ServingPlanRecord; detail: string };
+
+/** Step 2: re-plan the serving API's configuration and apply a changed plan. */
+export async function replanServing(
+  ctx: PipelineContext,
+  modelName: string,
+  options: { healthTimeoutMs?: number } = {},
+): Promise<Replan> {
+  await retirePending(ctx, modelName);
+  const current = await ctx.serving.get(modelName);
+  if (!current) return { kind: 'no-api' };
+  const nowIso = ctx.now().toISOString();
+  const plan = await planModelServing(ctx, { modelName, versionId: current.versionId, nowIso });
+  if (current.plan && planFingerprint(current.plan) === planFingerprint(plan))
+    return { kind: 'unchanged', plan };
+
+  const runId = `replan${planFingerprint(plan)}${current.versionId.replace(/[^a-z0-9]/gi, '').slice(-8)}`;
+  const groupName = modelApiGroupName(runId);
+  const spec = modelApiSpec(
+    ctx,
+    { groupName, modelName, versionId: current.versionId, instanceId: retrainInstanceId(modelName), runId },
+    plan,
+  );
+  await ctx.launcher.create(spec);
+  const health = await waitHealthy(ctx, groupName, current.versionId, options.healthTimeoutMs ?? 60_000);
+  if (!health.healthy || !health.endpoint) {
+    await ctx.launcher.delete(groupName);
+    return { kind: 'unhealthy', plan, detail: health.detail };
+  }
+  const next: ServingRecord = {
+    groupName,
+    endpoint: health.endpoint,
+    versionId: current.versionId,
+    region: spec.region,
+    cpuCores: spec.cpuCores,
+    memoryGb: spec.memoryGb,
+    since: ctx.now().toISOString(),
+    plan,
+  };
+  const retiring = await ctx.serving.switchFrom(modelName, current.groupName, next);
+  if (retiring === null) {
+    // A rollout replaced the API meanwhile: its own plan stands, this one is dropped.
+    await ctx.launcher.delete(groupName);
+    return { kind: 'superseded', plan };
+  }
+  ctx.log(
+    `re-planned serving of ${modelName}: ${describePlanRecord(plan)} (${current.groupName} -> ${groupName})`,
+  );
+  await retirePending(ctx, modelName);
+  return { kind: 'switched', plan, from: current.groupName, to: groupName };
+}
+
+/** Retires every API a switch left to retire, recording each one's serving period. */
+async function retirePending(ctx: PipelineContext, modelName: string): Promise<void> {
+  const row = (await ctx.serving.listAll()).find((r) => r.modelName === modelName);
+  for (const previous of row?.retiring ?? []) {
+    await retireAndRecordPeriod(ctx, { modelName, previous, endedAt: ctx.now().toISOString() });
+  }
+}
+
+async function waitHealthy(ctx: PipelineContext, groupName: string, versionId: string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  let health = await checkModelApiHealth(ctx, { groupName, expectedVersionId: versionId });
+  while (!health.healthy && !health.lost && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    health = await checkModelApiHealth(ctx, { groupName, expectedVersionId: versionId });
+  }
+  return health;
+}
+
+/** Step 3: an ACI model API runs only in the plan's active hours. */
+export async function applyServingSchedule(
+  ctx: PipelineContext,
+  modelName: string,
+  aci: { stop(groupName: string): Promise<unknown>; start(groupName: string): Promise<unknown> },
+): Promise<'started' | 'stopped' | 'not-scheduled'> {
+  const serving = await ctx.serving.get(modelName);
+  if (serving?.plan?.scaling.kind !== 'scheduled') return 'not-scheduled';
+  if (scheduledActiveAt(serving.plan.scaling, ctx.now().getTime())) {
+    await aci.start(serving.groupName);
+    return 'started';
+  }
+  await aci.stop(serving.groupName);
+  return 'stopped';
+}
+
+const REPLAN_HOUR_UTC = 0;
+
+export interface ServingUpkeepReport {
+  readonly modelName: string;
+  readonly load: LoadCollection;
+  readonly replan: Replan | null;
+  readonly schedule: 'started' | 'stopped' | 'not-scheduled';
+}
+
+/** One run of the `servingPlanner` timer for every model that has a serving API. */
+export async function servingUpkeep(ctx: PipelineContext): Promise<ServingUpkeepReport[]> {
+  const reports: ServingUpkeepReport[] = [];
+  const aci = ctx.launcher as Partial<Parameters<typeof applyServingSchedule>[2]>;
+  for (const { modelName } of await ctx.serving.listAll()) {
+    const load = await collectServingLoad(ctx, modelName);
+    const replan = ctx.now().getUTCHours() === REPLAN_HOUR_UTC ? await replanServing(ctx, modelName) : null;
+    const schedule =
+      typeof aci.stop === 'function' && typeof aci.start === 'function'
+        ? await applyServingSchedule(ctx, modelName, { stop: aci.stop.bind(aci), start: aci.start.bind(aci) })
+        : 'not-scheduled';
+    reports.push({ modelName, load, replan, schedule });
+  }
+  return reports;
+}
