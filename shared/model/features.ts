@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import { sortedClasses } from './classes';
-import {
-  CATEGORICAL_FIELDS,
-  InvoiceColumns,
-  TARGET_FOLDS,
-  type CategoricalField,
-  type FeatureRow,
-} from './columns';
+import { CATEGORICAL_FIELDS, InvoiceColumns, type CategoricalField, type FeatureRow } from './columns';
 import { decodeTypedArray, encodeTypedArray } from './typedArrays';
+import {
+  foldClassCounts,
+  TARGET_BINS,
+  TARGET_SMOOTHING_ROWS,
+  TargetPrior,
+  writeTargetBins,
+  type TargetStats,
+} from './targetEncoding';
 
 /**
  * The feature encoding shared by trainer, evaluator and model API. Every feature is encoded
@@ -27,10 +29,7 @@ export const MAX_CATEGORY_CODES = 511;
  * time land in a bin the trees have seen. */
 export const MIN_CATEGORY_ROWS = 3;
 export const MAX_NUMERIC_BINS = 256;
-/** Target statistics are probabilities in [0, 1], binned uniformly so the bins survive warm start. */
-export const TARGET_BINS = 64;
-/** m-estimate smoothing: a supplier seen n times is pulled towards the prior with weight m/(n+m). */
-export const TARGET_SMOOTHING_ROWS = 10;
+export { TARGET_BINS, TARGET_SMOOTHING_ROWS, probabilityBin } from './targetEncoding';
 
 /** High-cardinality fields whose per-class frequencies are features (supplier and account carry the VAT rule). */
 export const TARGET_ENCODED_FIELDS = ['supplierId', 'accountCode'] as const;
@@ -74,16 +73,6 @@ export const ENCODER_STATE_SCHEMA = z.strictObject({
 });
 export type EncoderStateJson = z.output<typeof ENCODER_STATE_SCHEMA>;
 
-interface TargetStats {
-  values: string[];
-  index: Map<string, number>;
-  /** values × classes, row-major. */
-  classCounts: Uint32Array;
-  rows: Uint32Array;
-  /** Precomputed bins of the smoothed frequencies, values × classes. */
-  bins: Uint8Array;
-}
-
 export interface EncodedMatrix {
   /** Row-major rows × features bins. */
   bins: Uint16Array;
@@ -102,7 +91,7 @@ export class FeatureEncoder {
   private readonly targetClasses: string[];
   private readonly priorCounts: number[];
   private readonly priorRows: number;
-  private readonly priorBins: Uint8Array;
+  private readonly prior: TargetPrior;
   readonly featureNames: readonly string[];
   readonly binCounts: Uint16Array;
   private readonly numericEdgeArrays: Record<NumericField, Float64Array>;
@@ -131,29 +120,14 @@ export class FeatureEncoder {
     if (target.priorCounts.length !== classCount) {
       throw new EncoderStateError('target priorCounts length differs from the class count');
     }
-    this.priorBins = new Uint8Array(classCount);
-    for (let k = 0; k < classCount; k++) {
-      this.priorBins[k] = probabilityBin(target.priorCounts[k] / target.priorRows);
-    }
+    this.prior = new TargetPrior(target.priorCounts, target.priorRows);
     this.target = {} as Record<TargetEncodedField, TargetStats>;
     for (const field of TARGET_ENCODED_FIELDS) {
       const { values, classCounts, rows } = target.fields[field];
       if (classCounts.length !== values.length * classCount || rows.length !== values.length) {
         throw new EncoderStateError(`target statistics of ${field} have inconsistent lengths`);
       }
-      const bins = new Uint8Array(classCounts.length);
-      for (let v = 0; v < values.length; v++) {
-        for (let k = 0; k < classCount; k++) {
-          bins[v * classCount + k] = this.smoothedBin(classCounts[v * classCount + k], rows[v], k);
-        }
-      }
-      this.target[field] = {
-        values,
-        index: new Map(values.map((value, i) => [value, i])),
-        classCounts,
-        rows,
-        bins,
-      };
+      this.target[field] = this.prior.stats(values, classCounts, rows);
     }
     const names: string[] = [...CATEGORICAL_FIELDS, ...NUMERIC_FIELDS, 'reverseCharge', 'month', 'dayOfWeek'];
     const binCounts: number[] = [
@@ -352,31 +326,19 @@ export class FeatureEncoder {
     const classCount = this.targetClasses.length;
     for (const field of TARGET_ENCODED_FIELDS) {
       const stats = this.target[field];
-      const dictionary = columns.dictionaries[field].values;
-      const ids = columns.categoryIdsOf(field);
-      const statIndex = new Int32Array(dictionary.length);
-      for (let d = 0; d < dictionary.length; d++) statIndex[d] = stats.index.get(dictionary[d]) ?? -1;
       const foldCounts = options.outOfFold ? this.foldCounts(columns, field) : undefined;
-      for (let r = 0; r < rows; r++) {
-        const d = ids[r];
-        const t = statIndex[d];
-        const out = r * features + f;
-        if (t < 0) {
-          for (let k = 0; k < classCount; k++) bins[out + k] = this.priorBins[k];
-        } else if (foldCounts) {
-          const base = (d * TARGET_FOLDS + columns.fold[r]) * (classCount + 1);
-          const n = stats.rows[t] - foldCounts[base + classCount];
-          for (let k = 0; k < classCount; k++) {
-            bins[out + k] = this.smoothedBin(
-              stats.classCounts[t * classCount + k] - foldCounts[base + k],
-              n,
-              k,
-            );
-          }
-        } else {
-          for (let k = 0; k < classCount; k++) bins[out + k] = stats.bins[t * classCount + k];
-        }
-      }
+      writeTargetBins(
+        { bins, rows, features },
+        f,
+        {
+          ids: columns.categoryIdsOf(field),
+          dictionary: columns.dictionaries[field].values,
+          folds: columns.fold,
+        },
+        stats,
+        this.prior,
+        foldCounts,
+      );
       f += classCount;
     }
     return { bins, rows, features, unseenRows };
@@ -384,25 +346,16 @@ export class FeatureEncoder {
 
   /** Per dictionary value and fold: counts of each target class, then the row count. */
   private foldCounts(columns: InvoiceColumns, field: TargetEncodedField): Uint32Array {
-    const classCount = this.targetClasses.length;
-    const dictionarySize = columns.dictionaries[field].values.length;
-    const counts = new Uint32Array(dictionarySize * TARGET_FOLDS * (classCount + 1));
-    const targetRank = Int32Array.from(columns.labelDictionary.values, (v) => this.targetClasses.indexOf(v));
-    const ids = columns.categoryIdsOf(field);
-    const labels = columns.labelIds;
-    const folds = columns.fold;
-    for (let r = 0; r < ids.length; r++) {
-      const base = (ids[r] * TARGET_FOLDS + folds[r]) * (classCount + 1);
-      const k = targetRank[labels[r]];
-      if (k >= 0) counts[base + k]++;
-      counts[base + classCount]++;
-    }
-    return counts;
-  }
-
-  private smoothedBin(classRows: number, rows: number, k: number): number {
-    const prior = this.priorCounts[k] / this.priorRows;
-    return probabilityBin((classRows + TARGET_SMOOTHING_ROWS * prior) / (rows + TARGET_SMOOTHING_ROWS));
+    return foldClassCounts(
+      {
+        ids: columns.categoryIdsOf(field),
+        dictionarySize: columns.dictionaries[field].values.length,
+        labelIds: columns.labelIds,
+        labelRank: Int32Array.from(columns.labelDictionary.values, (v) => this.targetClasses.indexOf(v)),
+        folds: columns.fold,
+      },
+      this.targetClasses.length,
+    );
   }
 
   toJSON(): EncoderStateJson {
@@ -470,10 +423,6 @@ export class FeatureEncoder {
       },
     );
   }
-}
-
-export function probabilityBin(p: number): number {
-  return Math.min(TARGET_BINS - 1, Math.max(0, Math.floor(p * TARGET_BINS)));
 }
 
 /** Index of the first edge >= value, i.e. how many edges lie below it. */

@@ -11,7 +11,6 @@ import {
   MAX_CATEGORY_CODES,
   MAX_NUMERIC_BINS,
   MIN_CATEGORY_ROWS,
-  probabilityBin,
   quantileEdges,
   TARGET_BINS,
   TARGET_SMOOTHING_ROWS,
@@ -21,6 +20,7 @@ import {
 import { fnv1a32 } from '../model/random';
 import { MAX_FEATURES } from '../model/tree';
 import { decodeTypedArray, encodeTypedArray } from '../model/typedArrays';
+import { foldClassCounts, TargetPrior, writeTargetBins, type TargetStats } from '../model/targetEncoding';
 import { DATE_PARTS, VAT_RATE_FEATURES, type DatePart, type FeatureDeclaration } from './manifest';
 import { INVOICE_COLUMN_NAMES, type InvoiceColumnName } from './invoiceColumns';
 
@@ -216,16 +216,6 @@ function present(row: EncodableRow, column: InvoiceColumnName): unknown {
   return value;
 }
 
-interface TargetStats {
-  values: string[];
-  index: Map<string, number>;
-  /** values × classes, row-major. */
-  classCounts: Uint32Array;
-  rows: Uint32Array;
-  /** Precomputed bins of the smoothed frequencies, values × classes. */
-  bins: Uint8Array;
-}
-
 export interface DeclaredMatrix {
   /** Row-major rows × features bins. */
   bins: Uint16Array;
@@ -277,7 +267,7 @@ export class DeclaredFeatureEncoder {
   readonly binCounts: Uint16Array;
   private readonly codeMaps = new Map<InvoiceColumnName, Map<string, number>>();
   private readonly target = new Map<InvoiceColumnName, TargetStats>();
-  private readonly priorBins: Uint8Array;
+  private readonly prior: TargetPrior;
 
   private constructor(
     readonly declaration: EncodingDeclaration,
@@ -293,7 +283,7 @@ export class DeclaredFeatureEncoder {
     if (priorCounts.length !== classCount) {
       throw new FeatureEncodingError('target priorCounts length differs from the class count');
     }
-    this.priorBins = Uint8Array.from(priorCounts, (n) => probabilityBin(n / priorRows));
+    this.prior = new TargetPrior(priorCounts, priorRows);
     const names: string[] = [];
     const binCounts: number[] = [];
     for (const feature of declaration.features) {
@@ -340,13 +330,7 @@ export class DeclaredFeatureEncoder {
       ) {
         throw new FeatureEncodingError(`target statistics of ${feature.column} have inconsistent lengths`);
       }
-      const bins = new Uint8Array(raw.classCounts.length);
-      for (let v = 0; v < raw.values.length; v++) {
-        for (let k = 0; k < classCount; k++) {
-          bins[v * classCount + k] = this.smoothedBin(raw.classCounts[v * classCount + k], raw.rows[v], k);
-        }
-      }
-      this.target.set(feature.column, { ...raw, index: new Map(raw.values.map((v, i) => [v, i])), bins });
+      this.target.set(feature.column, this.prior.stats(raw.values, raw.classCounts, raw.rows));
       for (const cls of classes) {
         names.push(`${feature.column}:p(${cls})`);
         binCounts.push(TARGET_BINS);
@@ -477,28 +461,15 @@ export class DeclaredFeatureEncoder {
       if (feature.kind !== 'high-cardinality') continue;
       const stats = this.target.get(feature.column) as TargetStats;
       const { values, ids } = columns.category(feature.column);
-      const statIndex = Int32Array.from(values, (v) => stats.index.get(v) ?? -1);
       const foldCounts = options.outOfFold ? this.foldCounts(columns, feature.column) : undefined;
-      for (let r = 0; r < rows; r++) {
-        const d = ids[r];
-        const t = statIndex[d];
-        const out = r * features + f;
-        if (t < 0) {
-          for (let k = 0; k < classCount; k++) bins[out + k] = this.priorBins[k];
-        } else if (foldCounts) {
-          const base = (d * TARGET_FOLDS + columns.fold[r]) * (classCount + 1);
-          const n = stats.rows[t] - foldCounts[base + classCount];
-          for (let k = 0; k < classCount; k++) {
-            bins[out + k] = this.smoothedBin(
-              stats.classCounts[t * classCount + k] - foldCounts[base + k],
-              n,
-              k,
-            );
-          }
-        } else {
-          for (let k = 0; k < classCount; k++) bins[out + k] = stats.bins[t * classCount + k];
-        }
-      }
+      writeTargetBins(
+        { bins, rows, features },
+        f,
+        { ids, dictionary: values, folds: columns.fold },
+        stats,
+        this.prior,
+        foldCounts,
+      );
       f += classCount;
     }
     return { bins, rows, features, unseenRows };
@@ -507,24 +478,17 @@ export class DeclaredFeatureEncoder {
   /** Per dictionary value and fold: counts of each class, then the row count. */
   private foldCounts(columns: DeclaredColumns, column: InvoiceColumnName): Uint32Array {
     if (!columns.labelled) throw new FeatureEncodingError('out-of-fold encoding needs labelled rows');
-    const classCount = this.classes.length;
     const { values, ids } = columns.category(column);
-    const counts = new Uint32Array(values.length * TARGET_FOLDS * (classCount + 1));
-    const rank = Int32Array.from(columns.labelDictionary.values, (v) => this.classes.indexOf(v));
-    const labels = columns.labelIds;
-    const folds = columns.fold;
-    for (let r = 0; r < ids.length; r++) {
-      const base = (ids[r] * TARGET_FOLDS + folds[r]) * (classCount + 1);
-      const k = rank[labels[r]];
-      if (k >= 0) counts[base + k]++;
-      counts[base + classCount]++;
-    }
-    return counts;
-  }
-
-  private smoothedBin(classRows: number, rows: number, k: number): number {
-    const prior = this.priorCounts[k] / this.priorRows;
-    return probabilityBin((classRows + TARGET_SMOOTHING_ROWS * prior) / (rows + TARGET_SMOOTHING_ROWS));
+    return foldClassCounts(
+      {
+        ids,
+        dictionarySize: values.length,
+        labelIds: columns.labelIds,
+        labelRank: Int32Array.from(columns.labelDictionary.values, (v) => this.classes.indexOf(v)),
+        folds: columns.fold,
+      },
+      this.classes.length,
+    );
   }
 
   toJSON(): DeclaredEncoderState {
