@@ -59,6 +59,8 @@ const EXTENDED_POINTS: Record<string, string> = {
   'old-api-retiring': 'retireModelApi:before:1',
   recording: 'recordRun:after:2',
   'request-completed': 'completeRequest:after:2',
+  // Claim held, batch half done: a resume must re-drive it at once, not after the claim's lease.
+  'during-evaluation': 'evaluating:2',
 };
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT'] as const;
 type StopSignal = (typeof SIGNALS)[number];

@@ -31,6 +31,8 @@ export interface CompositionOptions {
   log?: (message: string) => void;
   /** Storage clients to use instead of ones built from the settings (fault-injection tests). */
   storage?: StorageClients;
+  /** Who takes batch claims, when the host can tell later that it died (local host: see processLedger). */
+  claimHolder?: string;
 }
 
 export const TABLES = {
@@ -56,6 +58,7 @@ export async function composePipeline(
   const ledger = new ProcessedBatchLedger(
     storage.table(TABLES.ledger),
     settings.BATCH_CLAIM_TTL_MINUTES * 60_000,
+    options.claimHolder,
   );
   const pending = new PendingRetrainStore(storage.table(TABLES.pending));
   const serving = new ServingStateStore(storage.table(TABLES.serving));

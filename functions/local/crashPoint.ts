@@ -6,17 +6,18 @@ import { parseWith } from '../../shared/validation';
  * there): `GREENML_CRASH_POINT=<activity>:<before|after>:<n>` pauses around the n-th call of an
  * activity, `GREENML_CRASH_POINT=batch:<n>` after the n-th batch was evaluated,
  * `GREENML_CRASH_POINT=upload:<n>` after the n-th weekly upload, before its blob event is
- * delivered. Local demo only.
+ * delivered, `GREENML_CRASH_POINT=evaluating:<n>` inside the n-th batch's evaluation, once its
+ * claim and first journal step are stored (the claim is held, the batch not finished). Local demo only.
  */
 export interface CrashPoint {
-  kind: 'activity' | 'batch' | 'upload';
+  kind: 'activity' | 'batch' | 'upload' | 'evaluating';
   label: string;
   matches(name: string, phase: 'before' | 'after', count?: number): boolean;
 }
 
 const POINT = z.union([
   z.string().regex(/^[A-Za-z]+:(before|after):[1-9][0-9]*$/),
-  z.string().regex(/^(batch|upload):[1-9][0-9]*$/),
+  z.string().regex(/^(batch|upload|evaluating):[1-9][0-9]*$/),
 ]);
 
 export function crashPointFromEnv(env: Record<string, string | undefined>): CrashPoint | null {
@@ -24,7 +25,7 @@ export function crashPointFromEnv(env: Record<string, string | undefined>): Cras
   if (!raw) return null;
   const label = parseWith(POINT, raw, 'GREENML_CRASH_POINT');
   const parts = label.split(':');
-  if (parts[0] === 'batch' || parts[0] === 'upload') {
+  if (parts[0] === 'batch' || parts[0] === 'upload' || parts[0] === 'evaluating') {
     const n = Number(parts[1]);
     return { kind: parts[0], label, matches: (_name, _phase, count) => count === n };
   }

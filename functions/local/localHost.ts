@@ -8,7 +8,11 @@ import { activityHandlers } from '../activities';
 import { ORCHESTRATION_NAME } from '../../shared/pipeline/contracts';
 import type { PipelineContext } from '../../shared/pipeline/context';
 import { pollCarbon, type PollSummary } from '../../shared/pipeline/carbonPolling';
-import { processIncomingBatch, type BatchOutcome } from '../../shared/pipeline/batchEvaluation';
+import {
+  processDelivery,
+  processIncomingBatch,
+  type BatchOutcome,
+} from '../../shared/pipeline/batchEvaluation';
 import { nextOccurrence, parseSchedule } from '../../shared/pipeline/ncrontab';
 import type { OrchestrationClient } from '../../shared/pipeline/orchestrationClient';
 import { measureInvocation } from '../../shared/sci/processUsage';
@@ -99,22 +103,34 @@ export class LocalHost {
       return [];
     });
     for (const name of names) {
-      const run = await measureInvocation(async () => {
-        try {
-          return await processIncomingBatch(this.ctx, this.client, name);
-        } catch (error) {
-          this.ctx.log(`${JSON.stringify(name)}: delivery failed, will retry: ${describeError(error)}`);
-          return null;
-        }
-      });
-      this.ctx.telemetry.metric(METRIC.functionCpuSeconds, run.cpuSeconds, {
-        function: 'invoiceBatchEvaluator',
-      });
-      if (!run.result) continue;
-      outcomes.push(run.result);
-      this.events.onBatch?.(run.result);
+      const outcome = await this.deliver(name, () => processIncomingBatch(this.ctx, this.client, name));
+      if (outcome) outcomes.push(outcome);
     }
     return outcomes;
+  }
+
+  /**
+   * Re-drives one delivery (name + ETag) at once, for a claim released after its holder died (the
+   * batch may already have left incoming/, so a listing would not find it).
+   */
+  async redeliver(name: string, etag: string): Promise<BatchOutcome | null> {
+    return this.deliver(name, () => processDelivery(this.ctx, this.client, name, etag));
+  }
+
+  private async deliver(name: string, work: () => Promise<BatchOutcome>): Promise<BatchOutcome | null> {
+    const run = await measureInvocation(async () => {
+      try {
+        return await work();
+      } catch (error) {
+        this.ctx.log(`${JSON.stringify(name)}: delivery failed, will retry: ${describeError(error)}`);
+        return null;
+      }
+    });
+    this.ctx.telemetry.metric(METRIC.functionCpuSeconds, run.cpuSeconds, {
+      function: 'invoiceBatchEvaluator',
+    });
+    if (run.result) this.events.onBatch?.(run.result);
+    return run.result;
   }
 
   /** The incoming sweep on its NCRONTAB schedule, as the Functions host fires the timer. */

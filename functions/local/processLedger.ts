@@ -110,3 +110,24 @@ export class ProcessLedger {
     return left;
   }
 }
+
+/**
+ * The identity a local host puts on the batch claims it takes: its pid and the kernel's start time
+ * for it, so a later run can tell for sure that the claim's holder is gone (a reused pid has
+ * another start time) and release the claim instead of waiting for its lease.
+ */
+export function hostIdentity(pid: number = process.pid): string {
+  return `local-host:${pid}:${startTicksOf(pid) ?? 'unknown'}`;
+}
+
+/**
+ * Whether a claim holder named by `hostIdentity` is a dead local host. Anything else (no identity,
+ * another host kind, a start time this platform cannot read) counts as alive: its claim keeps its
+ * lease.
+ */
+export function isDeadHost(holder: string): boolean {
+  const match = /^local-host:(\d+):(\d+)$/.exec(holder);
+  if (!match) return false;
+  const entry: LedgerEntry = { name: 'host', pid: Number(match[1]), startTicks: match[2], group: false };
+  return !alive(entry);
+}

@@ -26,7 +26,7 @@ import { recordLoadFrom } from '../../shared/pipeline/servingUpkeep';
 import { describePlanRecord } from '../../shared/serving/servingPlanRecord';
 import { DemoServing } from './demoServing';
 import { LocalLauncher, defaultEntrypoints } from '../../shared/containers/localLauncher';
-import { ProcessLedger } from './processLedger';
+import { ProcessLedger, hostIdentity, isDeadHost } from './processLedger';
 import { restoreServingApis } from './recovery';
 import { crashPointFromEnv, type CrashPoint } from './crashPoint';
 
@@ -134,6 +134,7 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
     });
     const ctx = await composePipeline(settings, {
       launcher,
+      claimHolder: hostIdentity(),
       now: clock.now,
       telemetry,
       log: (message) => {
@@ -144,7 +145,16 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
     composed = ctx;
     const resumeState = await readResumeState(outDir, options.resume);
     if (resumeState) clock.advanceTo(new Date(resumeState.clock));
-    if (options.resume) await restoreServingApis(ctx);
+    let released: { name: string; etag: string }[] = [];
+    if (options.resume) {
+      await restoreServingApis(ctx);
+      // The killed run cannot finish the batches it had claimed: end their leases now, so they are
+      // re-driven at the time the killed run was at (same as the uninterrupted run), not 10 minutes later.
+      released = await ctx.ledger.releaseDeadHolders(isDeadHost, clock.now().toISOString());
+      if (released.length > 0)
+        progress(`released the interrupted run's claims on ${released.map((d) => d.name).join(', ')}`);
+    }
+    if (crashPoint?.kind === 'evaluating') pauseInEvaluation(ctx, crashPoint);
     let batchesEvaluated = 0;
     const host = await LocalHost.create(ctx, clock, {
       onBatch: (outcome) => {
@@ -168,6 +178,10 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       `demo: ${options.scenario}, ${options.weeks} weeks x ${options.rowsPerWeek} invoices, carbon ${settings.CARBON_PROVIDER} ` +
         `(${settings.CARBON_TRACE_YEAR} trace, ${settings.CARBON_TRACE_FORECAST} forecast), regions ${settings.ALLOWED_REGIONS.join(', ')}`,
     );
+    // The killed run was delivering the last upload's event at this clock when it stopped: finish
+    // the batches it had claimed and deliver the rest now, as the uninterrupted run did.
+    for (const delivery of released) await host.redeliver(delivery.name, delivery.etag);
+    if (resumeState) await host.deliverBlobEvents();
     const demoServing = new DemoServing(ctx, host, clock, launcher, generateWeek(generator, 0));
     for (let week = resumeState?.nextWeek ?? 0; week < options.weeks; week++) {
       // A week's batch is uploaded when the week is over.
@@ -290,6 +304,19 @@ function handleStopSignals(stop: () => Promise<void>, options: DemoOptions): { d
 }
 
 /** Prints the crash point's marker and waits for the crash matrix's signal. */
+/** Pauses after the first journal step of the n-th batch claimed (claim held, batch unfinished). */
+function pauseInEvaluation(ctx: PipelineContext, point: CrashPoint): void {
+  const ledger = ctx.ledger;
+  const save = ledger.save.bind(ledger);
+  const claimed: string[] = [];
+  ledger.save = async (claim, nowIso) => {
+    await save(claim, nowIso);
+    if (claimed.includes(claim.name)) return;
+    claimed.push(claim.name);
+    await pauseIfReached(point, 'evaluating', 'after', claimed.length);
+  };
+}
+
 async function pauseIfReached(point: CrashPoint, name: string, phase: 'before' | 'after', count?: number) {
   if (!point.matches(name, phase, count)) return;
   process.stdout.write(`[crash-point] ${point.label}\n`);

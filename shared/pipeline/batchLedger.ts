@@ -64,6 +64,8 @@ interface LedgerEntity {
   status: 'processing' | 'done';
   leaseUntil: string;
   owner: string;
+  /** Which host process holds the claim (set by the local host only; empty on Azure). */
+  holder?: string;
   body: string;
 }
 
@@ -94,6 +96,12 @@ export class ProcessedBatchLedger {
   constructor(
     private readonly table: TableClient,
     private readonly ttlMs = 10 * 60_000,
+    /**
+     * Identity of the host process taking claims, when the host can later tell that it died (the
+     * local host: pid + start time). Azure leaves it unset: a worker's death shows only as an
+     * expired lease there.
+     */
+    private readonly holder: string | undefined = undefined,
   ) {}
 
   async ensureTable(): Promise<void> {
@@ -120,6 +128,7 @@ export class ProcessedBatchLedger {
       status: 'processing',
       leaseUntil: this.leaseFrom(nowIso),
       owner,
+      ...(this.holder === undefined ? {} : { holder: this.holder }),
       body: JSON.stringify({ status: 'processing', outcome: '', attempts: 1, journal }),
     };
     try {
@@ -180,6 +189,37 @@ export class ProcessedBatchLedger {
     }
   }
 
+  /**
+   * Ends the leases of claims whose holder is known to be dead (`isDead(holder)`), so the next
+   * delivery retakes them at once instead of waiting out the lease: the local host calls it on
+   * `--resume`, when it knows the previous run was killed. Only rows that name a holder are
+   * touched, never one whose holder is alive, and each write is conditional on the row's ETag, so
+   * a claim retaken or finished meanwhile is left alone. Returns the deliveries released.
+   */
+  async releaseDeadHolders(
+    isDead: (holder: string) => boolean,
+    nowIso: string,
+  ): Promise<{ name: string; etag: string }[]> {
+    const released: { name: string; etag: string }[] = [];
+    for await (const entity of this.table.listEntities<LedgerEntity>({
+      queryOptions: { filter: `PartitionKey eq '${PARTITION}' and status eq 'processing'` },
+    })) {
+      if (!entity.holder || !isDead(entity.holder)) continue;
+      if (Date.parse(entity.leaseUntil) <= Date.parse(nowIso)) continue;
+      try {
+        await this.table.updateEntity(
+          { partitionKey: PARTITION, rowKey: entity.rowKey, leaseUntil: nowIso },
+          'Merge',
+          { etag: entity.etag },
+        );
+        released.push({ name: entity.name, etag: entity.blobEtag });
+      } catch (error) {
+        if (statusOf(error) !== 412 && statusOf(error) !== 404) throw error;
+      }
+    }
+    return released;
+  }
+
   /** Claims still processing whose lease ran out (a worker died), oldest lease first. */
   async listStale(nowIso: string): Promise<UnfinishedDelivery[]> {
     return (await this.listProcessing()).filter((d) => Date.parse(d.leaseUntil) <= Date.parse(nowIso));
@@ -222,6 +262,7 @@ export class ProcessedBatchLedger {
           status,
           leaseUntil,
           owner: claim.owner,
+          ...(this.holder === undefined ? {} : { holder: this.holder }),
           body: JSON.stringify({ status, outcome, attempts: claim.attempts, journal: claim.journal }),
         },
         'Replace',

@@ -23,9 +23,15 @@ describe('crash points', () => {
     expect([1, 2].map((n) => upload?.matches('upload', 'after', n))).toEqual([false, true]);
   });
 
+  it('pauses inside the n-th batch evaluation', () => {
+    const point = crashPointFromEnv({ GREENML_CRASH_POINT: 'evaluating:2' });
+    expect(point?.kind).toBe('evaluating');
+    expect([1, 2, 3].map((n) => point?.matches('evaluating', 'after', n))).toEqual([false, true, false]);
+  });
+
   it('is off when unset and refuses a malformed point', () => {
     expect(crashPointFromEnv({})).toBeNull();
-    for (const bad of ['training', 'batch:0', 'switchServing:during:1', 'upload:x']) {
+    for (const bad of ['training', 'batch:0', 'switchServing:during:1', 'upload:x', 'evaluating:0']) {
       expect(() => crashPointFromEnv({ GREENML_CRASH_POINT: bad })).toThrow(/GREENML_CRASH_POINT/);
     }
   });
