@@ -75,22 +75,24 @@ export interface ContainerMetricsQuery {
   readonly vcpus: number;
 }
 
-const QUERY_SCHEMA = z
-  .object({
-    resourceId: z
-      .string()
-      .regex(
-        /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ContainerInstance\/containerGroups\/[^/]+$/i,
-        'must be a container group resource id',
-      ),
+/** A resource's id of the given shape and a period within which its metrics are read. */
+function periodQuerySchema(idPattern: RegExp, idLabel: string) {
+  return z.object({
+    resourceId: z.string().regex(idPattern, `must be a ${idLabel} resource id`),
     startedAt: z.iso.datetime({ offset: true }),
     endedAt: z.iso.datetime({ offset: true }),
-    vcpus: z.number().finite().positive(),
-  })
-  .refine((q) => Date.parse(q.endedAt) >= Date.parse(q.startedAt), {
-    path: ['endedAt'],
-    message: 'is before startedAt',
   });
+}
+const endsAfterStart = (q: { startedAt: string; endedAt: string }): boolean =>
+  Date.parse(q.endedAt) >= Date.parse(q.startedAt);
+const ENDS_AFTER_START = { path: ['endedAt'], message: 'is before startedAt' };
+
+const QUERY_SCHEMA = periodQuerySchema(
+  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ContainerInstance\/containerGroups\/[^/]+$/i,
+  'container group',
+)
+  .extend({ vcpus: z.number().finite().positive() })
+  .refine(endsAfterStart, ENDS_AFTER_START);
 
 export interface AppReplicaQuery {
   /** ARM id of the container app (`/subscriptions/…/containerApps/<name>`). */
@@ -110,21 +112,10 @@ export interface AppReplicaMetrics {
   readonly requests: number | null;
 }
 
-const APP_QUERY_SCHEMA = z
-  .object({
-    resourceId: z
-      .string()
-      .regex(
-        /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.App\/containerApps\/[^/]+$/i,
-        'must be a container app resource id',
-      ),
-    startedAt: z.iso.datetime({ offset: true }),
-    endedAt: z.iso.datetime({ offset: true }),
-  })
-  .refine((q) => Date.parse(q.endedAt) >= Date.parse(q.startedAt), {
-    path: ['endedAt'],
-    message: 'is before startedAt',
-  });
+const APP_QUERY_SCHEMA = periodQuerySchema(
+  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.App\/containerApps\/[^/]+$/i,
+  'container app',
+).refine(endsAfterStart, ENDS_AFTER_START);
 
 // The SDK's deserialised result; validated because it is a passthrough of the service's JSON.
 const METRIC_VALUE_SCHEMA = z.object({
@@ -541,12 +532,7 @@ export function azureMonitorUsageReader(
   launchedAt: string;
   endedAt: string;
 }) => Promise<MeasuredContainerUsage> {
-  const { AZURE_SUBSCRIPTION_ID: subscriptionId, ACI_RESOURCE_GROUP: resourceGroup } = settings;
-  if (!subscriptionId || !resourceGroup) {
-    throw new ValidationError('Azure Monitor usage needs AZURE_SUBSCRIPTION_ID and ACI_RESOURCE_GROUP', [
-      { path: subscriptionId ? 'ACI_RESOURCE_GROUP' : 'AZURE_SUBSCRIPTION_ID', message: 'required' },
-    ]);
-  }
+  const { subscriptionId, resourceGroup } = scopeOf(settings, 'Azure Monitor usage');
   const clientFor = regionalClients(settings, options);
   return async (input) => {
     const metrics = await clientFor(input.region).containerUsage({
@@ -561,6 +547,19 @@ export function azureMonitorUsageReader(
       metrics,
     };
   };
+}
+
+function scopeOf(
+  settings: { AZURE_SUBSCRIPTION_ID?: string; ACI_RESOURCE_GROUP?: string },
+  what: string,
+): { subscriptionId: string; resourceGroup: string } {
+  const { AZURE_SUBSCRIPTION_ID: subscriptionId, ACI_RESOURCE_GROUP: resourceGroup } = settings;
+  if (!subscriptionId || !resourceGroup) {
+    throw new ValidationError(`${what} needs AZURE_SUBSCRIPTION_ID and ACI_RESOURCE_GROUP`, [
+      { path: subscriptionId ? 'ACI_RESOURCE_GROUP' : 'AZURE_SUBSCRIPTION_ID', message: 'required' },
+    ]);
+  }
+  return { subscriptionId, resourceGroup };
 }
 
 /** One client per regional endpoint, with the Function App's identity: the batch endpoint only answers for its region. */
@@ -612,13 +611,7 @@ export function azureMonitorReplicaReader(
   },
   options: Omit<AzureMonitorMetricsOptions, 'endpoint'> = {},
 ): AppReplicaReader {
-  const { AZURE_SUBSCRIPTION_ID: subscriptionId, ACI_RESOURCE_GROUP: resourceGroup } = settings;
-  if (!subscriptionId || !resourceGroup) {
-    throw new ValidationError(
-      'Azure Monitor replica metrics need AZURE_SUBSCRIPTION_ID and ACI_RESOURCE_GROUP',
-      [{ path: subscriptionId ? 'ACI_RESOURCE_GROUP' : 'AZURE_SUBSCRIPTION_ID', message: 'required' }],
-    );
-  }
+  const { subscriptionId, resourceGroup } = scopeOf(settings, 'Azure Monitor replica metrics');
   const clientFor = regionalClients(settings, options);
   return (input) =>
     clientFor(input.region).containerAppReplicas({
