@@ -19,6 +19,7 @@ import { ASSUMED_UTILISATION, type UsageInterval } from './energy';
 export const ACI_METRIC_NAMESPACE = 'Microsoft.ContainerInstance/containerGroups';
 export const GRAIN = 'PT1M';
 const GRAIN_MS = 60_000;
+const GRAINS_PER_QUERY = 1440;
 const PROVIDER = 'azure-monitor';
 
 export type MetricName = 'CpuUsage' | 'MemoryUsage';
@@ -215,16 +216,27 @@ export class AzureMonitorMetrics {
   async containerAppReplicas(query: AppReplicaQuery): Promise<AppReplicaMetrics> {
     const q = parseWith(APP_QUERY_SCHEMA, query, 'container app replica query');
     const window = grainWindow(q.startedAt, q.endedAt);
-    const byName =
-      window.minutes === 0
-        ? new Map<AppMetricName, ParsedMetric>()
-        : await this.queryOne(
-            q.resourceId,
-            ['Replicas', 'Requests'] as const,
-            CONTAINER_APPS_METRIC_NAMESPACE,
-            window,
-            'Maximum,Total',
-          );
+    // A serving period can last weeks: one day of PT1M grains per request keeps each answer small.
+    const byName = new Map<AppMetricName, ParsedMetric>();
+    for (let offset = 0; offset < window.minutes; offset += GRAINS_PER_QUERY) {
+      const chunk: GrainWindow = {
+        ...window,
+        firstMs: window.firstMs + offset * GRAIN_MS,
+        minutes: Math.min(GRAINS_PER_QUERY, window.minutes - offset),
+      };
+      const part = await this.queryOne(
+        q.resourceId,
+        ['Replicas', 'Requests'] as const,
+        CONTAINER_APPS_METRIC_NAMESPACE,
+        chunk,
+        'Maximum,Total',
+      );
+      // Chunks cover disjoint minutes, so their series can be summed per minute like split series.
+      for (const [name, metric] of part) {
+        const seen = byName.get(name);
+        byName.set(name, seen ? { ...seen, timeseries: [...seen.timeseries, ...metric.timeseries] } : metric);
+      }
+    }
     const replicas = perGrain(byName.get('Replicas'), window, 'maximum');
     const requests = perGrain(byName.get('Requests'), window, 'total');
     let replicaSeconds = 0;

@@ -181,6 +181,29 @@ describe('serve stage replica time on Container Apps from Azure Monitor', () => 
     expect(fake.requests.slice(before).map((r) => r.status)).toEqual([429, 200]);
   });
 
+  it('a period of several days is read a day per request and summed', async () => {
+    const days = 2.5;
+    const points = Array.from({ length: days * 1440 }, (_, i) => ({ timeStamp: minute(i), maximum: i % 2 }));
+    fake.setMetrics(appId('api-long'), { Replicas: [points] });
+    const before = fake.requests.length;
+    const m = await reader({
+      appName: 'api-long',
+      region: 'swedencentral',
+      startedAt: SINCE,
+      endedAt: new Date(Date.parse(SINCE) + days * 86_400_000).toISOString(),
+    });
+    expect(m).toMatchObject({
+      minutes: days * 1440,
+      minutesWithData: days * 1440,
+      replicaSeconds: (days * 1440 * 60) / 2,
+    });
+    expect(fake.requests.slice(before).map((r) => r.query.get('endtime'))).toEqual([
+      '2024-09-04T10:00:00.000Z',
+      '2024-09-05T10:00:00.000Z',
+      '2024-09-05T22:00:00.000Z',
+    ]);
+  });
+
   it('only Container Apps have a replica reader', () => {
     expect(replicaReaderFor(ctx)).toBeUndefined();
   });
