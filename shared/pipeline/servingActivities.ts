@@ -8,6 +8,44 @@ import { footprintOfUsage } from './runRecording';
 import type { ReplicaUsage, ResourceUsage } from '../containers/launcher';
 import { keptColdStarts, scheduledSeconds, type ServeAccounting } from '../serving/serveAccounting';
 import { modelApiKeySource } from '../modelApi/credentials';
+import { azureMonitorReplicaReader, type AppReplicaReader } from '../sci/azureMonitorMetrics';
+
+/** Replica time of a period as Azure Monitor measured it, or why it could not be used. */
+export type MeasuredReplicas =
+  | { readonly kind: 'measured'; readonly replicaSeconds: number; readonly requests: number | null }
+  | { readonly kind: 'unavailable'; readonly reason: string };
+
+/** Container Apps are the one host whose replica time Azure Monitor reports; elsewhere there is no reader. */
+export function replicaReaderFor(ctx: PipelineContext): AppReplicaReader | undefined {
+  if (ctx.launcher.kind !== 'containerapps') return undefined;
+  return azureMonitorReplicaReader(ctx.settings);
+}
+
+async function measureReplicas(
+  reader: AppReplicaReader,
+  record: ServingRecord,
+  endedAt: string,
+): Promise<MeasuredReplicas> {
+  try {
+    const m = await reader({
+      appName: record.groupName,
+      region: record.region,
+      startedAt: record.since,
+      endedAt: Date.parse(endedAt) > Date.parse(record.since) ? endedAt : record.since,
+    });
+    if (m.minutesWithData < m.minutes) {
+      // A missing minute is unknown, not zero replicas: a partial sum would look greener than it was.
+      return {
+        kind: 'unavailable',
+        reason: `Azure Monitor Replicas has ${m.minutes - m.minutesWithData} of ${m.minutes} minutes without data`,
+      };
+    }
+    return { kind: 'measured', replicaSeconds: m.replicaSeconds, requests: m.requests };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { kind: 'unavailable', reason: `Azure Monitor Replicas query failed: ${message}`.slice(0, 500) };
+  }
+}
 
 /**
  * The activities that move serving from one model API to the next. The switch records the
@@ -35,6 +73,7 @@ export async function retireModelApi(
   ctx: PipelineContext,
   input: ParsedActivityInput<'retireModelApi'>,
   fetchImpl: typeof fetch = fetch,
+  replicas: AppReplicaReader | undefined = replicaReaderFor(ctx),
 ): Promise<StageUsage | null> {
   const { previous, endedAt, modelName } = input;
   const usage = await ctx.launcher.usage(previous.groupName).catch(() => null);
@@ -54,7 +93,7 @@ export async function retireModelApi(
       // A dead old API served nothing more we can count; its time still counts below.
     }
   }
-  const stage = await servingPeriodStage(ctx, modelName, previous, endedAt, usage, counted);
+  const stage = await servingPeriodStage(ctx, modelName, previous, endedAt, usage, counted, replicas);
   await ctx.launcher.delete(previous.groupName);
   await ctx.serving.markRetired(modelName, previous.groupName);
   const serving = stage.serving;
@@ -76,9 +115,11 @@ export async function servingPeriodStage(
   endedAt: string,
   usage: ResourceUsage | null,
   countedByApi = 0,
+  replicas: AppReplicaReader | undefined = replicaReaderFor(ctx),
 ): Promise<StageUsage> {
   const stored = await ctx.servingLoad.periodTotals(modelName, record.since, endedAt);
   const predictions = Math.max(stored.rowsPredicted, countedByApi);
+  const measured = replicas && !usage?.serving ? await measureReplicas(replicas, record, endedAt) : null;
   return {
     stage: 'serve',
     region: record.region,
@@ -90,7 +131,7 @@ export async function servingPeriodStage(
     peakMemoryBytes: usage?.peakRssBytes ?? null,
     resourceSource: usage ? 'local-process' : 'assumed',
     functionalUnits: predictions,
-    serving: serveAccounting(record, endedAt, usage?.serving ?? null, stored, predictions),
+    serving: serveAccounting(record, endedAt, usage?.serving ?? null, stored, predictions, measured),
   };
 }
 
@@ -98,8 +139,9 @@ export async function servingPeriodStage(
 export async function retireAndRecordPeriod(
   ctx: PipelineContext,
   input: ParsedActivityInput<'retireModelApi'>,
+  replicas: AppReplicaReader | undefined = replicaReaderFor(ctx),
 ): Promise<StageUsage | null> {
-  const stage = await retireModelApi(ctx, input);
+  const stage = await retireModelApi(ctx, input, fetch, replicas);
   if (stage) {
     await ctx.servingLoad.savePeriod(
       input.modelName,
@@ -116,6 +158,7 @@ function serveAccounting(
   front: ReplicaUsage | null,
   stored: { requests: number; coldStarts: number; coldStartMsTotal: number; busyHours: number },
   predictions: number,
+  measured: MeasuredReplicas | null,
 ): ServeAccounting {
   const fromMs = Date.parse(previous.since);
   const toMs = Math.max(fromMs, Date.parse(endedAt));
@@ -134,6 +177,17 @@ function serveAccounting(
   }
   const coldStartMs = stored.coldStarts > 0 ? [Math.round(stored.coldStartMsTotal / stored.coldStarts)] : [];
   const fromLoad = { ...base, requests: stored.requests, coldStarts: stored.coldStarts, coldStartMs };
+  if (measured?.kind === 'measured') {
+    return {
+      ...fromLoad,
+      // Ingress also counts the hours no one read /metrics/load for (an app at zero is not woken).
+      requests: Math.max(stored.requests, measured.requests ?? 0),
+      // Not clamped to the wall time: several replicas reserve several seconds per second.
+      replicaSeconds: measured.replicaSeconds,
+      replicaSource: 'azure-monitor',
+    };
+  }
+  const fallback = measured?.kind === 'unavailable' ? { replicaFallbackReason: measured.reason } : {};
   if (scaling.kind === 'scheduled') {
     return {
       ...fromLoad,
@@ -145,9 +199,10 @@ function serveAccounting(
     // Without replica metrics, an hour with requests counts as one replica-hour (cooldown included).
     return {
       ...fromLoad,
+      ...fallback,
       replicaSeconds: Math.min(wallSeconds, stored.busyHours * 3600),
       replicaSource: 'load-hours',
     };
   }
-  return { ...fromLoad, replicaSeconds: wallSeconds, replicaSource: 'always-on' };
+  return { ...fromLoad, ...fallback, replicaSeconds: wallSeconds, replicaSource: 'always-on' };
 }

@@ -19,9 +19,13 @@ import { ASSUMED_UTILISATION, type UsageInterval } from './energy';
 export const ACI_METRIC_NAMESPACE = 'Microsoft.ContainerInstance/containerGroups';
 export const GRAIN = 'PT1M';
 const GRAIN_MS = 60_000;
+const GRAINS_PER_QUERY = 1440;
 const PROVIDER = 'azure-monitor';
 
 export type MetricName = 'CpuUsage' | 'MemoryUsage';
+/** Container Apps metrics: `Replicas` is the replica count, `Requests` the requests through ingress. */
+export const CONTAINER_APPS_METRIC_NAMESPACE = 'Microsoft.App/containerApps';
+export type AppMetricName = 'Replicas' | 'Requests';
 
 export interface MetricSample {
   /** Start of the PT1M grain. */
@@ -72,28 +76,54 @@ export interface ContainerMetricsQuery {
   readonly vcpus: number;
 }
 
-const QUERY_SCHEMA = z
-  .object({
-    resourceId: z
-      .string()
-      .regex(
-        /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ContainerInstance\/containerGroups\/[^/]+$/i,
-        'must be a container group resource id',
-      ),
+/** A resource's id of the given shape and a period within which its metrics are read. */
+function periodQuerySchema(idPattern: RegExp, idLabel: string) {
+  return z.object({
+    resourceId: z.string().regex(idPattern, `must be a ${idLabel} resource id`),
     startedAt: z.iso.datetime({ offset: true }),
     endedAt: z.iso.datetime({ offset: true }),
-    vcpus: z.number().finite().positive(),
-  })
-  .refine((q) => Date.parse(q.endedAt) >= Date.parse(q.startedAt), {
-    path: ['endedAt'],
-    message: 'is before startedAt',
   });
+}
+const endsAfterStart = (q: { startedAt: string; endedAt: string }): boolean =>
+  Date.parse(q.endedAt) >= Date.parse(q.startedAt);
+const ENDS_AFTER_START = { path: ['endedAt'], message: 'is before startedAt' };
+
+const QUERY_SCHEMA = periodQuerySchema(
+  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ContainerInstance\/containerGroups\/[^/]+$/i,
+  'container group',
+)
+  .extend({ vcpus: z.number().finite().positive() })
+  .refine(endsAfterStart, ENDS_AFTER_START);
+
+export interface AppReplicaQuery {
+  /** ARM id of the container app (`/subscriptions/…/containerApps/<name>`). */
+  readonly resourceId: string;
+  readonly startedAt: string;
+  readonly endedAt: string;
+}
+
+export interface AppReplicaMetrics {
+  readonly resourceId: string;
+  /** PT1M grains the period touches, and those with a `Replicas` value. */
+  readonly minutes: number;
+  readonly minutesWithData: number;
+  /** Σ replicas × seconds over the minutes with data. */
+  readonly replicaSeconds: number;
+  /** Requests through ingress; null when no minute had data. */
+  readonly requests: number | null;
+}
+
+const APP_QUERY_SCHEMA = periodQuerySchema(
+  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.App\/containerApps\/[^/]+$/i,
+  'container app',
+).refine(endsAfterStart, ENDS_AFTER_START);
 
 // The SDK's deserialised result; validated because it is a passthrough of the service's JSON.
 const METRIC_VALUE_SCHEMA = z.object({
   timeStamp: z.date(),
   average: z.number().finite().nullish(),
   maximum: z.number().finite().nullish(),
+  total: z.number().finite().nullish(),
 });
 const METRIC_SCHEMA = z.object({
   id: z.string().nullish(),
@@ -167,12 +197,76 @@ export class AzureMonitorMetrics {
     const q = parseWith(QUERY_SCHEMA, query, 'container metrics query');
     const window = grainWindow(q.startedAt, q.endedAt);
     if (window.minutes === 0) return summarise(q, window, new Map());
+    const byName = await this.queryOne(
+      q.resourceId,
+      ['CpuUsage', 'MemoryUsage'] as const,
+      ACI_METRIC_NAMESPACE,
+      window,
+      'Average,Maximum',
+    );
+    return summarise(q, window, byName);
+  }
+
+  /**
+   * Replica-seconds and ingress requests of a Container App between `startedAt` and `endedAt`:
+   * each minute counts its maximum replica count for the part of the minute inside the period (a
+   * replica reserved for part of a minute is billed and powered for it). Minutes without data are
+   * gaps, never zeros: the caller decides what an incomplete measurement is worth.
+   */
+  async containerAppReplicas(query: AppReplicaQuery): Promise<AppReplicaMetrics> {
+    const q = parseWith(APP_QUERY_SCHEMA, query, 'container app replica query');
+    const window = grainWindow(q.startedAt, q.endedAt);
+    // A serving period can last weeks: one day of PT1M grains per request keeps each answer small.
+    const byName = new Map<AppMetricName, ParsedMetric>();
+    for (let offset = 0; offset < window.minutes; offset += GRAINS_PER_QUERY) {
+      const chunk: GrainWindow = {
+        ...window,
+        firstMs: window.firstMs + offset * GRAIN_MS,
+        minutes: Math.min(GRAINS_PER_QUERY, window.minutes - offset),
+      };
+      const part = await this.queryOne(
+        q.resourceId,
+        ['Replicas', 'Requests'] as const,
+        CONTAINER_APPS_METRIC_NAMESPACE,
+        chunk,
+        'Maximum,Total',
+      );
+      // Chunks cover disjoint minutes, so their series can be summed per minute like split series.
+      for (const [name, metric] of part) {
+        const seen = byName.get(name);
+        byName.set(name, seen ? { ...seen, timeseries: [...seen.timeseries, ...metric.timeseries] } : metric);
+      }
+    }
+    const replicas = perGrain(byName.get('Replicas'), window, 'maximum');
+    const requests = perGrain(byName.get('Requests'), window, 'total');
+    let replicaSeconds = 0;
+    replicas.forEach((count, i) => {
+      if (count !== null) replicaSeconds += count * overlapSeconds(window, i);
+    });
+    const counted = requests.filter((r): r is number => r !== null);
+    return {
+      resourceId: q.resourceId,
+      minutes: window.minutes,
+      minutesWithData: replicas.filter((r) => r !== null).length,
+      replicaSeconds,
+      requests: counted.length > 0 ? Math.round(counted.reduce((a, b) => a + b, 0)) : null,
+    };
+  }
+
+  /** One resource's metrics through the batch endpoint, by REST name; a per-metric error fails the query. */
+  private async queryOne<N extends string>(
+    resourceId: string,
+    names: readonly N[],
+    namespace: string,
+    window: GrainWindow,
+    aggregation: string,
+  ): Promise<Map<N, ParsedMetric>> {
     const raw = await this.withTimeout(
-      this.client.queryResources([q.resourceId], ['CpuUsage', 'MemoryUsage'], ACI_METRIC_NAMESPACE, {
+      this.client.queryResources([resourceId], [...names], namespace, {
         startTime: new Date(window.firstMs),
         endTime: new Date(window.firstMs + window.minutes * GRAIN_MS),
         interval: GRAIN,
-        aggregation: 'Average,Maximum',
+        aggregation,
       }),
     );
     let results: z.output<typeof RESULTS_SCHEMA>;
@@ -181,17 +275,17 @@ export class AzureMonitorMetrics {
     } catch (cause) {
       throw new ProviderError('PROVIDER_RESPONSE_INVALID', describe(cause), PROVIDER, { cause });
     }
-    const mine = results.find((r) => r.resourceId?.toLowerCase() === q.resourceId.toLowerCase());
+    const mine = results.find((r) => r.resourceId?.toLowerCase() === resourceId.toLowerCase());
     if (!mine) {
       throw new ProviderError(
         'PROVIDER_RESPONSE_INVALID',
-        `Azure Monitor answered without the queried resource ${q.resourceId}`,
+        `Azure Monitor answered without the queried resource ${resourceId}`,
         PROVIDER,
       );
     }
-    const byName = new Map<MetricName, ParsedMetric>();
+    const byName = new Map<N, ParsedMetric>();
     for (const metric of mine.metrics) {
-      const name = metricNameOf(metric);
+      const name = metricNameOf(metric, names);
       if (!name) continue;
       if (metric.errorCode && metric.errorCode !== 'Success') {
         throw new ProviderError(
@@ -203,7 +297,7 @@ export class AzureMonitorMetrics {
       }
       byName.set(name, metric);
     }
-    return summarise(q, window, byName);
+    return byName;
   }
 
   private async withTimeout<T>(promise: Promise<T>): Promise<T> {
@@ -272,12 +366,10 @@ function toProviderError(error: unknown): Error {
 }
 
 /** The SDK flattens `name` to the localised value ("CPU Usage"); the id ends with the REST name. */
-function metricNameOf(metric: ParsedMetric): MetricName | undefined {
+function metricNameOf<N extends string>(metric: ParsedMetric, names: readonly N[]): N | undefined {
   const normalise = (s: string): string => s.replace(/[^a-z0-9]/gi, '').toLowerCase();
   const candidates = [metric.name, metric.id?.split('/').pop() ?? ''].map(normalise);
-  if (candidates.includes('cpuusage')) return 'CpuUsage';
-  if (candidates.includes('memoryusage')) return 'MemoryUsage';
-  return undefined;
+  return names.find((n) => candidates.includes(normalise(n)));
 }
 
 interface GrainWindow {
@@ -299,7 +391,7 @@ function grainWindow(startedAt: string, endedAt: string): GrainWindow {
 function perGrain(
   metric: ParsedMetric | undefined,
   window: GrainWindow,
-  field: 'average' | 'maximum',
+  field: 'average' | 'maximum' | 'total',
 ): (number | null)[] {
   const out: (number | null)[] = new Array<number | null>(window.minutes).fill(null);
   for (const series of metric?.timeseries ?? []) {
@@ -452,25 +544,10 @@ export function azureMonitorUsageReader(
   launchedAt: string;
   endedAt: string;
 }) => Promise<MeasuredContainerUsage> {
-  const { AZURE_SUBSCRIPTION_ID: subscriptionId, ACI_RESOURCE_GROUP: resourceGroup } = settings;
-  if (!subscriptionId || !resourceGroup) {
-    throw new ValidationError('Azure Monitor usage needs AZURE_SUBSCRIPTION_ID and ACI_RESOURCE_GROUP', [
-      { path: subscriptionId ? 'ACI_RESOURCE_GROUP' : 'AZURE_SUBSCRIPTION_ID', message: 'required' },
-    ]);
-  }
-  const clients = new Map<string, AzureMonitorMetrics>();
+  const { subscriptionId, resourceGroup } = scopeOf(settings, 'Azure Monitor usage');
+  const clientFor = regionalClients(settings, options);
   return async (input) => {
-    const endpoint = metricsEndpointFor(input.region, settings.METRICS_ENDPOINT);
-    let client = clients.get(endpoint);
-    if (!client) {
-      client = new AzureMonitorMetrics({
-        managedIdentityClientId: settings.DataStorage__clientId,
-        ...options,
-        endpoint,
-      });
-      clients.set(endpoint, client);
-    }
-    const metrics = await client.containerUsage({
+    const metrics = await clientFor(input.region).containerUsage({
       resourceId: containerGroupResourceId(subscriptionId, resourceGroup, input.groupName),
       startedAt: input.launchedAt,
       endedAt: input.endedAt,
@@ -482,4 +559,76 @@ export function azureMonitorUsageReader(
       metrics,
     };
   };
+}
+
+function scopeOf(
+  settings: { AZURE_SUBSCRIPTION_ID?: string; ACI_RESOURCE_GROUP?: string },
+  what: string,
+): { subscriptionId: string; resourceGroup: string } {
+  const { AZURE_SUBSCRIPTION_ID: subscriptionId, ACI_RESOURCE_GROUP: resourceGroup } = settings;
+  if (!subscriptionId || !resourceGroup) {
+    throw new ValidationError(`${what} needs AZURE_SUBSCRIPTION_ID and ACI_RESOURCE_GROUP`, [
+      { path: subscriptionId ? 'ACI_RESOURCE_GROUP' : 'AZURE_SUBSCRIPTION_ID', message: 'required' },
+    ]);
+  }
+  return { subscriptionId, resourceGroup };
+}
+
+/** One client per regional endpoint, with the Function App's identity: the batch endpoint only answers for its region. */
+function regionalClients(
+  settings: { METRICS_ENDPOINT?: string; DataStorage__clientId?: string },
+  options: Omit<AzureMonitorMetricsOptions, 'endpoint'>,
+): (region: string) => AzureMonitorMetrics {
+  const clients = new Map<string, AzureMonitorMetrics>();
+  return (region) => {
+    const endpoint = metricsEndpointFor(region, settings.METRICS_ENDPOINT);
+    let client = clients.get(endpoint);
+    if (!client) {
+      client = new AzureMonitorMetrics({
+        managedIdentityClientId: settings.DataStorage__clientId,
+        ...options,
+        endpoint,
+      });
+      clients.set(endpoint, client);
+    }
+    return client;
+  };
+}
+
+export function containerAppResourceId(
+  subscriptionId: string,
+  resourceGroup: string,
+  appName: string,
+): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.App/containerApps/${appName}`;
+}
+
+export type AppReplicaReader = (input: {
+  appName: string;
+  region: string;
+  startedAt: string;
+  endedAt: string;
+}) => Promise<AppReplicaMetrics>;
+
+/**
+ * Reads a model API's replica-seconds on Container Apps from Azure Monitor (the apps live in
+ * ACI_RESOURCE_GROUP, like the launcher creates them); same identity and endpoints as the ACI usage.
+ */
+export function azureMonitorReplicaReader(
+  settings: {
+    AZURE_SUBSCRIPTION_ID?: string;
+    ACI_RESOURCE_GROUP?: string;
+    METRICS_ENDPOINT?: string;
+    DataStorage__clientId?: string;
+  },
+  options: Omit<AzureMonitorMetricsOptions, 'endpoint'> = {},
+): AppReplicaReader {
+  const { subscriptionId, resourceGroup } = scopeOf(settings, 'Azure Monitor replica metrics');
+  const clientFor = regionalClients(settings, options);
+  return (input) =>
+    clientFor(input.region).containerAppReplicas({
+      resourceId: containerAppResourceId(subscriptionId, resourceGroup, input.appName),
+      startedAt: input.startedAt,
+      endedAt: input.endedAt,
+    });
 }

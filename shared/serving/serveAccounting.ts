@@ -15,6 +15,8 @@ export const REPLICA_SOURCES = [
   'always-on',
   /** ACI stopped and started by the plan's weekly schedule: the active hours of the period. */
   'aci-schedule',
+  /** Container Apps: Σ per-minute maximum `Replicas` × seconds, from Azure Monitor. */
+  'azure-monitor',
   /** No replica metrics: each hour with requests counted as one replica-hour (an estimate). */
   'load-hours',
 ] as const;
@@ -26,6 +28,8 @@ export const SERVE_ACCOUNTING_SCHEMA = z.object({
   plan: SERVING_PLAN_RECORD_SCHEMA.nullable(),
   replicaSeconds: z.number().nonnegative(),
   replicaSource: z.enum(REPLICA_SOURCES),
+  /** Why measured replica time was not used (e.g. the metrics query failed); absent when measured or not applicable. */
+  replicaFallbackReason: z.string().max(500).optional(),
   /** Rows predicted: the functional unit's raw count. */
   predictions: z.number().int().nonnegative(),
   requests: z.number().int().nonnegative(),

@@ -23,20 +23,26 @@ export interface FakePoint {
   timeStamp: string;
   average?: number | null;
   maximum?: number | null;
+  total?: number | null;
 }
 
 /** Time series per metric (one per container when split by `containerName`). */
 export interface FakeResourceMetrics {
   CpuUsage?: FakePoint[][];
   MemoryUsage?: FakePoint[][];
+  /** Container Apps (`Microsoft.App/containerApps`). */
+  Replicas?: FakePoint[][];
+  Requests?: FakePoint[][];
   /** Per-metric error the service reports instead of data. */
-  errors?: Partial<Record<'CpuUsage' | 'MemoryUsage', { code: string; message: string }>>;
+  errors?: Partial<Record<KnownMetric, { code: string; message: string }>>;
 }
 
 export interface FakeMonitorFault {
   status: number;
   /** Objects go out as JSON, strings verbatim (malformed bodies). */
   body?: unknown;
+  /** e.g. `retry-after-ms` on a 429, which is what makes the SDK's throttling policy retry. */
+  headers?: Record<string, string>;
   times?: number;
 }
 
@@ -62,6 +68,12 @@ export interface FakeAzureMonitor {
 const METRIC_INFO = {
   CpuUsage: { localized: 'CPU Usage', unit: 'Count', description: 'CPU usage on all cores in millicores.' },
   MemoryUsage: { localized: 'Memory Usage', unit: 'Bytes', description: 'Total memory usage in byte.' },
+  Replicas: {
+    localized: 'Replica Count',
+    unit: 'Count',
+    description: 'Number of replicas count of container app',
+  },
+  Requests: { localized: 'Requests', unit: 'Count', description: 'Requests processed' },
 } as const;
 type KnownMetric = keyof typeof METRIC_INFO;
 
@@ -90,7 +102,10 @@ export async function startFakeAzureMonitor(
   const faults: (FakeMonitorFault & { left: number })[] = [];
   const requests: RecordedMetricsRequest[] = [];
 
-  function handle(req: IncomingMessage, body: string): { status: number; payload: unknown } {
+  function handle(
+    req: IncomingMessage,
+    body: string,
+  ): { status: number; payload: unknown; headers?: Record<string, string> } {
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const fault = faults.find((f) => f.left > 0);
     if (fault) {
@@ -98,6 +113,7 @@ export async function startFakeAzureMonitor(
       return {
         status: fault.status,
         payload: fault.body ?? { error: { code: 'Injected', message: 'injected' } },
+        ...(fault.headers ? { headers: fault.headers } : {}),
       };
     }
     const match = /^\/subscriptions\/([^/]+)\/metrics:getBatch$/.exec(url.pathname);
@@ -188,6 +204,7 @@ export async function startFakeAzureMonitor(
                   ...(aggregations.includes('maximum') && p.maximum !== undefined
                     ? { maximum: p.maximum }
                     : {}),
+                  ...(aggregations.includes('total') && p.total !== undefined ? { total: p.total } : {}),
                 })),
             })),
           };
@@ -202,7 +219,7 @@ export async function startFakeAzureMonitor(
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      const { status, payload } = handle(req, body);
+      const { status, payload, headers } = handle(req, body);
       const url = new URL(req.url ?? '/', 'https://127.0.0.1');
       requests.push({
         method: req.method ?? 'GET',
@@ -213,7 +230,7 @@ export async function startFakeAzureMonitor(
         status,
       });
       const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
-      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
       res.end(text);
     });
   });
