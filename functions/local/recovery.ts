@@ -1,4 +1,4 @@
-import { LaunchError, describeError } from '../../shared/errors';
+import { waitForHealthyEndpoint } from '../../shared/containers/healthWait';
 import { modelApiSpec } from '../../shared/pipeline/containerActivities';
 import { retrainInstanceId } from '../../shared/pipeline/contracts';
 import type { PipelineContext } from '../../shared/pipeline/context';
@@ -31,35 +31,14 @@ export async function restoreServingApis(
         serving.plan,
       ),
     );
-    const endpoint = await waitForHealthyEndpoint(ctx, serving.groupName, options.healthTimeoutMs ?? 30_000);
+    const endpoint = await waitForHealthyEndpoint(ctx.launcher, serving.groupName, {
+      timeoutMs: options.healthTimeoutMs ?? 30_000,
+      pollIntervalMs: 200,
+      what: 'restarted model API',
+    });
     await ctx.serving.updateEndpoint(serving.modelName, serving.groupName, endpoint);
     ctx.log(`restarted serving model API ${serving.groupName} (${serving.versionId}) at ${endpoint}`);
     restarted.push(serving.groupName);
   }
   return restarted;
-}
-
-async function waitForHealthyEndpoint(
-  ctx: PipelineContext,
-  groupName: string,
-  timeoutMs: number,
-): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'not started';
-  while (Date.now() < deadline) {
-    const state = await ctx.launcher.status(groupName);
-    if (state.kind === 'running' && state.endpoint) {
-      try {
-        const health = await fetch(`${state.endpoint}/health`, { signal: AbortSignal.timeout(2_000) });
-        if (health.status === 200) return state.endpoint;
-        last = `/health answered ${health.status}`;
-      } catch (error) {
-        last = describeError(error);
-      }
-    } else {
-      last = state.kind === 'failed' ? `failed: ${state.reason}` : state.kind;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new LaunchError(`restarted model API ${groupName} did not become healthy: ${last}`);
 }

@@ -1,4 +1,3 @@
-import { LaunchError, describeError } from '../errors';
 import type {
   ContainerLauncher,
   ContainerSpec,
@@ -6,6 +5,7 @@ import type {
   ListedGroup,
   ResourceUsage,
 } from '../containers/launcher';
+import { waitForHealthyEndpoint } from '../containers/healthWait';
 import { startScaleToZeroFront, type ScaleToZeroFront } from './scaleToZeroFront';
 
 /**
@@ -89,7 +89,11 @@ export class LocalScaleToZeroLauncher implements ContainerLauncher {
         const { scale: _scale, ...replicaSpec } = spec;
         try {
           await this.inner.create({ ...replicaSpec, groupName: replicaGroup });
-          const url = await this.waitHealthy(replicaGroup);
+          const url = await waitForHealthyEndpoint(this.inner, replicaGroup, {
+            timeoutMs: this.options.startTimeoutMs ?? 30_000,
+            pollIntervalMs: 50,
+            what: 'model API replica',
+          });
           return { url, stop: () => this.stopReplica(entry, replicaGroup, url) };
         } catch (error) {
           await this.stopReplica(entry, replicaGroup, null);
@@ -120,31 +124,6 @@ export class LocalScaleToZeroLauncher implements ContainerLauncher {
       }
       await this.inner.delete(replicaGroup);
     }
-  }
-
-  private async waitHealthy(replicaGroup: string): Promise<string> {
-    const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
-    let last = 'not started';
-    while (Date.now() < deadline) {
-      const state = await this.inner.status(replicaGroup);
-      if (state.kind === 'running' && state.endpoint) {
-        try {
-          const health = await fetch(`${state.endpoint}/health`, { signal: AbortSignal.timeout(2_000) });
-          if (health.status === 200) return state.endpoint;
-          last = `/health answered ${health.status}`;
-        } catch (error) {
-          last = describeError(error);
-        }
-      } else if (state.kind === 'failed' || state.kind === 'missing' || state.kind === 'succeeded') {
-        throw new LaunchError(`model API replica ${replicaGroup} ended while starting: ${state.kind}`, {
-          retryable: true,
-        });
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new LaunchError(`model API replica ${replicaGroup} did not answer /health: ${last}`, {
-      retryable: true,
-    });
   }
 
   async status(groupName: string): Promise<GroupState> {
