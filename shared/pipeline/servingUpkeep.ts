@@ -1,5 +1,5 @@
 import { LaunchError, describeError } from '../errors';
-import { modelApiCredentials } from '../modelApi/credentials';
+import { modelApiKeySource } from '../modelApi/credentials';
 import { scheduledActiveAt } from '../serving/servingPlanner';
 import { planFingerprint, describePlanRecord, type ServingPlanRecord } from '../serving/servingPlanRecord';
 import type { RecordedLoad } from '../serving/servingLoadStore';
@@ -7,7 +7,8 @@ import { checkModelApiHealth, modelApiGroupName, modelApiSpec } from './containe
 import type { PipelineContext } from './context';
 import { retrainInstanceId } from './contracts';
 import { planModelServing } from './servingPlanning';
-import { retireAndRecordPeriod } from './servingActivities';
+import { replicaReaderFor, retireAndRecordPeriod } from './servingActivities';
+import type { AppReplicaReader } from '../sci/azureMonitorMetrics';
 import type { ServingRecord } from './servingState';
 
 /**
@@ -42,8 +43,9 @@ export async function recordLoadFrom(
   url: string,
   fetchImpl: typeof fetch = fetch,
 ): Promise<RecordedLoad> {
+  const { headers } = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
   const response = await fetchImpl(`${url}/metrics/load`, {
-    headers: modelApiCredentials(ctx.launcher.kind).headers,
+    headers,
     signal: AbortSignal.timeout(5000),
   });
   if (response.status !== 200) {
@@ -69,12 +71,24 @@ export async function collectServingLoad(
   ctx: PipelineContext,
   modelName: string,
   fetchImpl: typeof fetch = fetch,
+  replicas: AppReplicaReader | undefined = replicaReaderFor(ctx),
 ): Promise<LoadCollection> {
   const serving = await ctx.serving.get(modelName);
   if (!serving?.endpoint) return { kind: 'no-api' };
   if (replicaAware(ctx.launcher) && ctx.launcher.scaledToZero(serving.groupName)) {
     await ctx.servingLoad.markIdleThrough(modelName, ctx.now().toISOString());
     return { kind: 'idle' };
+  }
+  if (replicas && serving.plan?.scaling.kind === 'scale-to-zero') {
+    // A call to /metrics/load would start a replica of an app at zero (and keep it for the
+    // cool-down): ask Azure Monitor first, and never wake the app only to be counted.
+    const state = await recentReplicaState(replicas, serving, ctx.now());
+    if (state.kind === 'at-zero') {
+      await ctx.servingLoad.markIdleThrough(modelName, ctx.now().toISOString());
+      return { kind: 'idle' };
+    }
+    if (state.kind === 'unknown')
+      return { kind: 'failed', reason: `not woken to read its load: ${state.reason}` };
   }
   try {
     return {
@@ -84,6 +98,34 @@ export async function collectServingLoad(
   } catch (error) {
     // Not recorded means not watched: the load goes stale and the planner falls back, with a reason.
     return { kind: 'failed', reason: describeError(error) };
+  }
+}
+
+/** How far back the replica count is read; Azure Monitor reports minutes a few minutes late. */
+const RECENT_REPLICAS_MS = 10 * 60_000;
+
+type RecentReplicas = { kind: 'running' } | { kind: 'at-zero' } | { kind: 'unknown'; reason: string };
+
+async function recentReplicaState(
+  replicas: AppReplicaReader,
+  serving: ServingRecord,
+  now: Date,
+): Promise<RecentReplicas> {
+  const startedAt = new Date(Math.max(Date.parse(serving.since), now.getTime() - RECENT_REPLICAS_MS));
+  if (startedAt.getTime() >= now.getTime()) return { kind: 'running' };
+  try {
+    const m = await replicas({
+      appName: serving.groupName,
+      region: serving.region,
+      startedAt: startedAt.toISOString(),
+      endedAt: now.toISOString(),
+    });
+    if (m.replicaSeconds > 0) return { kind: 'running' };
+    if (m.minutesWithData === 0)
+      return { kind: 'unknown', reason: 'Azure Monitor has no recent Replicas data' };
+    return { kind: 'at-zero' };
+  } catch (error) {
+    return { kind: 'unknown', reason: `Azure Monitor Replicas query failed: ${describeError(error)}` };
   }
 }
 
@@ -114,6 +156,8 @@ export async function replanServing(
     ctx,
     { groupName, modelName, versionId: current.versionId, instanceId: retrainInstanceId(modelName), runId },
     plan,
+    // On Azure the key comes from Key Vault; the default (a per-run key) only works locally.
+    await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind),
   );
   await ctx.launcher.create(spec);
   const health = await waitHealthy(ctx, groupName, current.versionId, options.healthTimeoutMs ?? 60_000);

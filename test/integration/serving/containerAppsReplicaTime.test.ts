@@ -4,6 +4,7 @@ import { LocalLauncher } from '../../../shared/containers/localLauncher';
 import type { PipelineContext } from '../../../shared/pipeline/context';
 import type { ServingRecord } from '../../../shared/pipeline/servingState';
 import { replicaReaderFor, servingPeriodStage } from '../../../shared/pipeline/servingActivities';
+import { collectServingLoad } from '../../../shared/pipeline/servingUpkeep';
 import { azureMonitorReplicaReader, type AppReplicaReader } from '../../../shared/sci/azureMonitorMetrics';
 import type { ServingPlanRecord } from '../../../shared/serving/servingPlanRecord';
 import {
@@ -206,5 +207,45 @@ describe('serve stage replica time on Container Apps from Azure Monitor', () => 
 
   it('only Container Apps have a replica reader', () => {
     expect(replicaReaderFor(ctx)).toBeUndefined();
+  });
+});
+
+describe('load collection on Container Apps', () => {
+  /** Serves `groupName` for a model of its own, and counts the calls that would reach the app. */
+  async function collect(groupName: string): Promise<{ kind: string; calls: string[] }> {
+    const modelName = `${model}-${groupName}`;
+    await ctx.serving.switchTo(modelName, {
+      ...record(groupName),
+      endpoint: `https://${groupName}.example.invalid`,
+    });
+    const calls: string[] = [];
+    const fetchImpl = (async (url: string | URL | Request) => {
+      calls.push(String(url));
+      return new Response('{}', { status: 503 });
+    }) as typeof fetch;
+    const collection = await collectServingLoad(ctx, modelName, fetchImpl, reader);
+    return { kind: collection.kind, calls };
+  }
+
+  it('does not wake an app that Azure Monitor shows at zero replicas: the hour is recorded idle', async () => {
+    fake.setMetrics(appId('api-asleep'), { Replicas: replicas(() => 0) });
+    const { kind, calls } = await collect('api-asleep');
+    expect(kind).toBe('idle');
+    expect(calls).toEqual([]);
+  });
+
+  it('reads /metrics/load from an app with a replica running', async () => {
+    fake.setMetrics(appId('api-awake'), { Replicas: replicas((i) => (i >= MINUTES - 10 ? 1 : 0)) });
+    const { kind, calls } = await collect('api-awake');
+    expect(calls).toEqual(['https://api-awake.example.invalid/metrics/load']);
+    // The test app answers 503: not recorded, so the load goes stale rather than wrong.
+    expect(kind).toBe('failed');
+  });
+
+  it('without recent replica data it neither wakes the app nor claims an idle hour', async () => {
+    fake.setMetrics(appId('api-unknown'), { Replicas: replicas(() => undefined) });
+    const { kind, calls } = await collect('api-unknown');
+    expect(kind).toBe('failed');
+    expect(calls).toEqual([]);
   });
 });
