@@ -1,6 +1,5 @@
 import { statusCodeOf } from '../shared/errors/classify';
 import { loadSettings, type Settings } from '../shared/config';
-import { loadPipelineManifest } from '../shared/pipelines/manifest';
 import { createStorageClients, type StorageClients } from '../shared/storage/clients';
 import { ModelRegistry } from '../shared/registry';
 import { createPipelineLauncher, type LauncherDeps } from '../shared/containers/createLauncher';
@@ -110,14 +109,12 @@ export async function composePipeline(
 let shared: Promise<PipelineContext> | null = null;
 
 /**
- * The Functions worker's context, built on first use from the app settings. A bad setting or a
- * bad pipelines file fails here, on the first invocation, with one error naming every bad entry.
+ * The Functions worker's context, built on first use from the app settings (the pipelines file
+ * was already checked by the app-start hook, functions/runtime.ts validateStartup).
  */
 export function pipelineContext(): Promise<PipelineContext> {
   if (!shared) {
-    const settings = loadSettings(process.env);
-    loadPipelineManifest(settings);
-    shared = composePipeline(settings);
+    shared = composePipeline(loadSettings(process.env));
     shared.catch(() => {
       shared = null;
     });

@@ -1,8 +1,6 @@
-import { selfSignedCertificate } from './selfSignedCertificate';
+import { armError, listenArm, writeArmAnswer } from './armWire';
 import { randomUUID } from 'node:crypto';
-import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 
 /**
  * A loopback Azure Resource Manager that speaks the Microsoft.ContainerInstance container-group
@@ -134,7 +132,6 @@ const EPOCH_MS = Date.UTC(2024, 4, 1, 12, 0, 0);
 
 export async function startFakeArm(options: FakeArmOptions = {}): Promise<FakeArm> {
   const subscriptionId = options.subscriptionId ?? '00000000-0000-4000-8000-000000000001';
-  const { keyPem, certPem } = selfSignedCertificate();
   const groups = new Map<string, StoredGroup>();
   const scripts = new Map<string, ScriptStep[]>();
   const pendingLogs = new Map<string, string>();
@@ -288,20 +285,9 @@ export async function startFakeArm(options: FakeArmOptions = {}): Promise<FakeAr
     body: unknown,
     headers: Record<string, string> = {},
   ): void {
-    const text = body === undefined ? '' : JSON.stringify(body);
     exchange.status = status;
-    exchange.responseText = text;
+    exchange.responseText = writeArmAnswer(res, status, body, headers);
     exchanges.push(exchange);
-    res.writeHead(status, {
-      ...(text ? { 'content-type': 'application/json; charset=utf-8' } : {}),
-      'x-ms-request-id': randomUUID(),
-      ...headers,
-    });
-    res.end(text);
-  }
-
-  function armError(code: string, message: string): { error: { code: string; message: string } } {
-    return { error: { code, message } };
   }
 
   function takeFault(method: string, pathname: string): Fault | undefined {
@@ -490,18 +476,13 @@ export async function startFakeArm(options: FakeArmOptions = {}): Promise<FakeAr
     );
   }
 
-  const server = https.createServer({ key: keyPem, cert: certPem }, (req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      res.writeHead(500);
-      res.end(JSON.stringify(armError('FakeArmBug', String(error))));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const listening = await listenArm(handle);
+  const { server, caPem } = listening;
+  endpoint = listening.endpoint;
 
   return {
     endpoint,
-    caPem: certPem,
+    caPem,
     subscriptionId,
     exchanges,
     scriptFor: (groupName, script) => {

@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { selfSignedCertificate } from './selfSignedCertificate';
+import { armError, listenArm, writeArmAnswer } from './armWire';
 
 /**
  * A loopback Azure Resource Manager for Microsoft.App/containerApps (api-version 2025-07-01, what
@@ -80,7 +78,6 @@ export interface FakeContainerAppsArm {
 }
 
 export async function startFakeContainerAppsArm(): Promise<FakeContainerAppsArm> {
-  const { keyPem, certPem } = selfSignedCertificate();
   const subscriptionId = '00000000-0000-4000-8000-0000000000ca';
   const apps = new Map<string, StoredApp>();
   const scripts = new Map<string, RevisionStep[]>();
@@ -178,16 +175,8 @@ export async function startFakeContainerAppsArm(): Promise<FakeContainerAppsArm>
     body?: unknown,
     headers: Record<string, string> = {},
   ): void {
-    const text = body === undefined ? '' : JSON.stringify(body);
-    exchanges.push({ ...exchange, status, responseText: text });
-    res.writeHead(status, {
-      ...(text ? { 'content-type': 'application/json; charset=utf-8' } : {}),
-      'x-ms-request-id': randomUUID(),
-      ...headers,
-    });
-    res.end(text);
+    exchanges.push({ ...exchange, status, responseText: writeArmAnswer(res, status, body, headers) });
   }
-  const armError = (code: string, message: string) => ({ error: { code, message } });
 
   function operationUrl(app: string, kind: 'put' | 'delete', outcome: 'Succeeded' | 'Failed'): string {
     const id = randomUUID();
@@ -334,17 +323,12 @@ export async function startFakeContainerAppsArm(): Promise<FakeContainerAppsArm>
     );
   }
 
-  const server = https.createServer({ key: keyPem, cert: certPem }, (req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      res.writeHead(500);
-      res.end(JSON.stringify(armError('FakeArmBug', String(error))));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const listening = await listenArm(handle);
+  const { server, caPem } = listening;
+  endpoint = listening.endpoint;
   return {
     endpoint,
-    caPem: certPem,
+    caPem,
     subscriptionId,
     exchanges,
     scriptFor: (appName, script) => scripts.set(appName, script),
