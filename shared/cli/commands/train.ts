@@ -9,10 +9,10 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { SETTINGS_SCHEMA } from '../../config';
 import { trainFromBatches, type BatchSource } from '../../model/training';
-import { encodingVersion, LEGACY_DECLARATION } from '../../pipelines/featureEncoding';
 import {
-  DECLARED_ARTIFACT_FORMAT,
+  artifactFormatFor,
   deserializeDeclaredModel,
+  isDeclaredArtifact,
   trainDeclaredModel,
   type DeclaredModel,
 } from '../../pipelines/declaredModel';
@@ -167,7 +167,7 @@ export function register(program: Command): void {
     .action(async (raw: Record<string, unknown>) => {
       const options = parseWith(OPTIONS_SCHEMA, raw, 'train options');
       const pipeline = options.model === undefined ? undefined : chosenPipeline(options);
-      if (pipeline && encodingVersion(pipeline) !== encodingVersion(LEGACY_DECLARATION)) {
+      if (pipeline && artifactFormatFor(pipeline) === 'declared') {
         await trainDeclared(options, pipeline);
         return;
       }
@@ -242,7 +242,7 @@ export async function readAnyModelFile(
   await mustExist(file, 'Model file');
   const text = await readFile(file, 'utf8');
   // Sealed artifacts start with their format, so the text is parsed once, by the right reader.
-  return text.startsWith(`{"format":"${DECLARED_ARTIFACT_FORMAT}"`)
+  return isDeclaredArtifact(text)
     ? { kind: 'declared', model: deserializeDeclaredModel(text) }
     : { kind: 'single', model: deserializeModel(text) };
 }
