@@ -1,6 +1,5 @@
-import { ModelInvalidError, NotFoundError } from '../../shared/errors';
-import { deserializeModel } from '../../shared/model/artifact';
-import { deserializeDeclaredModel, isDeclaredArtifact } from '../../shared/pipelines/declaredModel';
+import { NotFoundError } from '../../shared/errors';
+import { loadModel } from '../../shared/pipeline/modelCache';
 import type { ModelRegistry } from '../../shared/registry';
 import type { ServingModel } from './server';
 
@@ -33,12 +32,10 @@ export async function loadServingModel(
     expectedSha256 = champion.pointer.artifactSha256;
   }
   const metadata = await registry.getVersionMetadata(modelName, versionId);
-  const text = await registry.downloadArtifact(modelName, versionId, { expectedSha256 });
-  const model = isDeclaredArtifact(text) ? deserializeDeclaredModel(text) : deserializeModel(text);
-  if (model.metadata.modelName !== modelName || model.metadata.versionId !== versionId) {
-    throw new ModelInvalidError(
-      `Artifact stored as ${modelName}/${versionId} says it is ${model.metadata.modelName}/${model.metadata.versionId}`,
-    );
-  }
+  // The one loader of either format (identity and SHA-256 checked); a single-model artifact is
+  // served through its own encoder, the API's fast path for the VAT-rate columns.
+  const loaded = await loadModel(registry, modelName, versionId, { expectedSha256 });
+  const model =
+    loaded.format === 'single' ? loaded.single : { encoder: loaded.encoder, forest: loaded.forest };
   return { model, metadata };
 }

@@ -60,11 +60,6 @@ export function trainingDeclaration(pipeline: PipelineDefinition): TrainingDecla
   return { name, label, features, forest };
 }
 
-/** True when `text` is a declared artifact: sealed artifacts start with their format. */
-export function isDeclaredArtifact(text: string): boolean {
-  return text.startsWith(`{"format":"${DECLARED_ARTIFACT_FORMAT}"`);
-}
-
 export interface DeclaredModel extends DeclaredPredictor {
   readonly metadata: ModelMetadata;
 }

@@ -18,7 +18,8 @@ import {
   modelApiSpec,
 } from '../../../shared/pipeline/containerActivities';
 import type { PipelineContext } from '../../../shared/pipeline/context';
-import { DECLARED_ARTIFACT_FORMAT, isDeclaredArtifact } from '../../../shared/pipelines/declaredModel';
+import { parseModelArtifact } from '../../../shared/pipeline/modelCache';
+import { DECLARED_ARTIFACT_FORMAT } from '../../../shared/pipelines/declaredModel';
 import { deployedPipeline } from '../../../shared/pipelines/deployedPipelines';
 import { encodingVersion } from '../../../shared/pipelines/featureEncoding';
 import { startAzurite, type RunningAzurite } from '../../../shared/storage/azurite';
@@ -127,7 +128,7 @@ describe('declared pipeline: training container and model API', () => {
     expect(summary.holdoutMetrics).toEqual(metadata.holdoutMetrics);
     // Stored hashed, as every registry write: the artifact reads back only with its recorded SHA-256.
     const artifact = await ctx.registry.downloadArtifact('account-code', 'ac-1');
-    expect(isDeclaredArtifact(artifact)).toBe(true);
+    expect(parseModelArtifact(artifact).format).toBe('declared');
     expect(artifact.startsWith(`{"format":"${DECLARED_ARTIFACT_FORMAT}"`)).toBe(true);
     expect(await ctx.registry.getArtifactSha256('account-code', 'ac-1')).toMatch(/^[0-9a-f]{64}$/);
 
@@ -202,7 +203,7 @@ describe('declared pipeline: training container and model API', () => {
       featureSchemaVersion: FEATURE_SCHEMA_VERSION,
       hyperparameters: expect.objectContaining({ trees: 6 }),
     });
-    expect(isDeclaredArtifact(await ctx.registry.downloadArtifact('vat-rate', 'vr-1'))).toBe(false);
+    expect(parseModelArtifact(await ctx.registry.downloadArtifact('vat-rate', 'vr-1')).format).toBe('single');
   });
 });
 
