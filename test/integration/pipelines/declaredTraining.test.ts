@@ -23,6 +23,16 @@ import { DECLARED_ARTIFACT_FORMAT } from '../../../shared/pipelines/declaredMode
 import { deployedPipeline } from '../../../shared/pipelines/deployedPipelines';
 import { encodingVersion } from '../../../shared/pipelines/featureEncoding';
 import { startAzurite, type RunningAzurite } from '../../../shared/storage/azurite';
+import { LocalHost } from '../../../functions/local/localHost';
+import { orchestrationTimings } from '../../../shared/pipeline/carbonPolling';
+import { compareChallenger } from '../../../shared/pipeline/comparison';
+import type { RetrainRequest } from '../../../shared/pipeline/contracts';
+import { startRetrainSingleton } from '../../../shared/pipeline/orchestrationClient';
+import { trainDeclaredModel } from '../../../shared/pipelines/declaredModel';
+import { parseInvoiceBatch, type ParsedRecord } from '../../../shared/invoices/parser';
+import { deserializeModel } from '../../../shared/model/artifact';
+import { ChunkedEvaluator } from '../../../shared/model/evaluation';
+import { isHoldoutRow } from '../../../shared/model/training';
 
 /**
  * The orchestrator's side of a declared pipeline on real parts: the `launchTraining` activity
@@ -47,6 +57,7 @@ const generator: GeneratorOptions = {
 let azurite: RunningAzurite;
 let launcher: LocalLauncher;
 let ctx: PipelineContext;
+const clock = new VirtualClock(new Date('2024-08-05T06:00:00Z'));
 
 beforeAll(async () => {
   azurite = await startAzurite();
@@ -56,9 +67,12 @@ beforeAll(async () => {
     MODEL_NAME: 'vat-rate',
     TASKHUB_NAME: 'hubdeclared',
     FOREST_TREES: '6',
+    CARBON_POLL_SCHEDULE: '0 0 * * * *',
+    CONTAINER_POLL_SECONDS: '2',
+    HEALTH_CHECK_INTERVAL_SECONDS: '1',
+    HEALTH_CHECK_ATTEMPTS: '10',
   });
   launcher = new LocalLauncher({ entrypoints: defaultEntrypoints(settings, root) });
-  const clock = new VirtualClock(new Date('2024-08-05T06:00:00Z'));
   ctx = await composePipeline(settings, { now: clock.now, launcher, log: () => {} });
   for (let week = 0; week < 8; week++) {
     const name = `b-${weekStartDate(generator, week)}.csv`;
@@ -206,6 +220,119 @@ describe('declared pipeline: training container and model API', () => {
     expect(parseModelArtifact(await ctx.registry.downloadArtifact('vat-rate', 'vr-1')).format).toBe('single');
   });
 });
+
+describe('declared pipeline through the retrain orchestrator (durable replay)', () => {
+  jest.setTimeout(240_000);
+
+  it('plans, trains, compares, promotes and serves account-code with its own knobs; nothing is left running', async () => {
+    const host = await LocalHost.create(ctx, clock);
+    const nowIso = clock.now().toISOString();
+    const request: RetrainRequest = {
+      requestId: 'ac-orchestrated',
+      modelName: 'account-code',
+      kind: 'retrainNow',
+      reason: 'test: first account-code model',
+      requestedAt: nowIso,
+      deadline: new Date(clock.now().getTime() + 3_600_000).toISOString(),
+      triggeringBatch: null,
+      relativeDrop: null,
+    };
+    await ctx.pending.submit(request, nowIso);
+    expect(
+      await startRetrainSingleton(host.client, {
+        request,
+        timings: orchestrationTimings(ctx),
+        generation: 0,
+      }),
+    ).toBe('started');
+    await host.runUntil(new Date(clock.now().getTime() + 6 * 3_600_000), { realTimeStepMs: 100 });
+
+    const [run] = await ctx.runRecords.listRuns('account-code');
+    expect(run).toMatchObject({ outcome: 'promoted', modelName: 'account-code' });
+    const champion = await ctx.registry.getChampion('account-code');
+    expect(champion?.pointer.versionId).toBe(run.challengerVersionId);
+    const metadata = await ctx.registry.getVersionMetadata('account-code', run.challengerVersionId as string);
+    const accepted = (await ctx.invoices.listAccepted()).map((b) => b.name);
+    // The declaration's knobs, read by the orchestrator's activities: 6 batches, 40 trees.
+    expect(metadata.dataWindow).toEqual(accepted.slice(-6));
+    expect(metadata.hyperparameters).toMatchObject({ trees: 40, label: 'accountCode' });
+    expect(run).toMatchObject({ championVersionId: null, championAccuracy: null });
+    // Compared on the held-out rows of its window: the very rows the job held out.
+    expect(run.challengerAccuracy).toBeCloseTo(metadata.holdoutMetrics.accuracy, 10);
+
+    const serving = await ctx.serving.get('account-code');
+    expect(serving?.versionId).toBe(run.challengerVersionId);
+    const declared = deployedPipeline(ctx.settings, 'account-code');
+    const fresh = [...generateWeek(generator, 8)].slice(0, 50);
+    const response = await fetch(`${serving?.endpoint}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...modelApiCredentials('local').headers },
+      body: JSON.stringify({
+        invoices: fresh.map((row) =>
+          onlyColumns(
+            row,
+            declared.features.map((f) => f.column),
+          ),
+        ),
+      }),
+    });
+    expect(response.status).toBe(200);
+    const answer = (await response.json()) as {
+      modelVersion: string;
+      predictions: { accountCode: string }[];
+    };
+    expect(answer.modelVersion).toBe(run.challengerVersionId);
+    expect(answer.predictions).toHaveLength(50);
+
+    // The training container is gone; only the serving API runs, and it is stopped here.
+    expect((await launcher.list()).map((g) => g.groupName)).toEqual([serving?.groupName]);
+    await launcher.delete(serving?.groupName as string);
+  });
+
+  it('compares a declared challenger with a single-model champion on the same held-out rows', async () => {
+    // vr-1 (single-model, trained above) is the champion of vat-rate; a declared vat-rate model
+    // that no longer reads accountCode challenges it.
+    await ctx.registry.promote('vat-rate', 'vr-1', { reason: 'test', expectedChampion: null });
+    const vat = deployedPipeline(ctx.settings, 'vat-rate');
+    const narrowed = {
+      ...vat,
+      features: vat.features.filter((f) => f.column !== 'accountCode'),
+      forest: { ...vat.forest, trees: 6 },
+    };
+    const window = (await ctx.invoices.listAccepted()).map((b) => b.name).slice(-3);
+    const trained = await trainDeclaredModel(narrowed, parsed(window), {
+      seed: 3,
+      versionId: 'vd-1',
+      dataWindow: window,
+      threads: 1,
+    });
+    await ctx.registry.putVersion(trained.model.metadata, trained.artifact);
+
+    const comparison = await compareChallenger(ctx, {
+      modelName: 'vat-rate',
+      challengerVersionId: 'vd-1',
+      dataWindow: window,
+    });
+    expect(comparison).toMatchObject({ championVersionId: 'vr-1', challengerVersionId: 'vd-1' });
+    // The challenger's score is its own held-out score (same rows as its training held out).
+    expect(comparison.challengerAccuracy).toBeCloseTo(trained.holdout.accuracy, 10);
+    // The champion reads the rows its own way: exactly what the single-model evaluator measures.
+    const single = deserializeModel(await ctx.registry.downloadArtifact('vat-rate', 'vr-1'));
+    const evaluator = new ChunkedEvaluator(single);
+    for await (const record of parsed(window)) {
+      if (record.kind === 'accepted' && isHoldoutRow(record.row.invoiceId)) evaluator.add(record.row);
+    }
+    const report = evaluator.report();
+    expect(comparison.championAccuracy).toBe(report.accuracy);
+    expect(comparison.holdoutRows).toBe(report.rowsAccepted);
+  });
+});
+
+async function* parsed(batches: readonly string[]): AsyncGenerator<ParsedRecord> {
+  for (const name of batches) {
+    yield* parseInvoiceBatch(await ctx.invoices.openAccepted(name), { fileName: name });
+  }
+}
 
 function onlyColumns(row: InvoiceRow, columns: readonly string[]): Record<string, unknown> {
   return Object.fromEntries(columns.map((c) => [c, row[c as keyof InvoiceRow]]));
