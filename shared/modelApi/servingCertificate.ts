@@ -40,7 +40,7 @@ export function pinOf(certificatePem: string): ServerPin {
 }
 
 function pemBlocks(text: string): { label: string; pem: string }[] {
-  return [...text.matchAll(PEM_BLOCK)].map((m) => ({ label: m[1], pem: `${m[0]}\n` }));
+  return [...text.matchAll(PEM_BLOCK)].map((m) => ({ label: m[1], pem: `${m[0].replace(/\r\n/g, '\n')}\n` }));
 }
 
 /** A self-signed certificate outlives any serving period (a re-plan or retrain re-launches sooner). */
@@ -79,7 +79,8 @@ export async function selfSignedServerCertificate(
   ]);
   cert.sign(forgeKey, forge.md.sha256.create());
   return {
-    certificatePem: forge.pki.certificateToPem(cert),
+    // forge writes CRLF; LF like every other PEM here, so pins compare byte for byte.
+    certificatePem: forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n'),
     privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
   };
 }
