@@ -3,7 +3,13 @@ import { modelApiKeySource } from '../modelApi/credentials';
 import { scheduledActiveAt } from '../serving/servingPlanner';
 import { planFingerprint, describePlanRecord, type ServingPlanRecord } from '../serving/servingPlanRecord';
 import type { RecordedLoad } from '../serving/servingLoadStore';
-import { checkModelApiHealth, modelApiGroupName, modelApiSpec } from './containerActivities';
+import { modelApiFetch, type ModelApiFetch } from '../modelApi/modelApiFetch';
+import {
+  checkModelApiHealth,
+  modelApiCertificate,
+  modelApiGroupName,
+  modelApiSpec,
+} from './containerActivities';
 import type { PipelineContext } from './context';
 import { retrainInstanceId } from './contracts';
 import { planModelServing } from './servingPlanning';
@@ -42,7 +48,7 @@ export async function recordLoadFrom(
   modelName: string,
   groupName: string,
   url: string,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl: ModelApiFetch = modelApiFetch(null),
 ): Promise<RecordedLoad> {
   const { headers } = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
   const response = await fetchImpl(`${url}/metrics/load`, {
@@ -71,7 +77,7 @@ export type LoadCollection =
 export async function collectServingLoad(
   ctx: PipelineContext,
   modelName: string,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl?: ModelApiFetch,
   replicas: AppReplicaReader | undefined = replicaReaderFor(ctx),
 ): Promise<LoadCollection> {
   const serving = await ctx.serving.get(modelName);
@@ -94,7 +100,13 @@ export async function collectServingLoad(
   try {
     return {
       kind: 'recorded',
-      load: await recordLoadFrom(ctx, modelName, serving.groupName, serving.endpoint, fetchImpl),
+      load: await recordLoadFrom(
+        ctx,
+        modelName,
+        serving.groupName,
+        serving.endpoint,
+        fetchImpl ?? modelApiFetch(serving.tls),
+      ),
     };
   } catch (error) {
     // Not recorded means not watched: the load goes stale and the planner falls back, with a reason.
@@ -159,6 +171,7 @@ export async function replanServing(
     plan,
     // On Azure the key comes from Key Vault; the default (a per-run key) only works locally.
     await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind),
+    await modelApiCertificate(ctx, groupName),
   );
   await ctx.launcher.create(spec);
   const health = await waitHealthy(ctx, groupName, current.versionId, options.healthTimeoutMs ?? 60_000);
@@ -175,6 +188,7 @@ export async function replanServing(
     memoryGb: spec.memoryGb,
     since: ctx.now().toISOString(),
     plan,
+    ...(health.tls ? { tls: health.tls } : {}),
   };
   const retiring = await ctx.serving.switchFrom(modelName, current.groupName, next);
   if (retiring === null) {
