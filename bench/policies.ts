@@ -24,6 +24,7 @@ import {
   formatDecomposition,
   formatSchedulerFootprint,
   formatSummary,
+  formatThresholdSplit,
   summarise,
   tableOf,
   TARGETS,
@@ -160,6 +161,7 @@ async function main(): Promise<void> {
     );
     for (const s of summaries) process.stdout.write(formatSummary(s));
     for (const s of summaries) process.stdout.write(formatDecomposition(s));
+    for (const s of summaries) process.stdout.write(formatThresholdSplit(s));
     for (const s of summaries) process.stdout.write(formatSchedulerFootprint(s));
     process.stdout.write(`${trainings} real model trainings; replay took ${seconds.toFixed(1)} s.\n`);
   }

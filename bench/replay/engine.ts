@@ -74,6 +74,9 @@ export interface RunRecord {
   readonly oracleGrams: number;
   readonly homeOracleGrams: number;
   readonly fairOracleGrams: number;
+  /** The home-region oracle given the threshold peer's wait (up to 7 days) instead of this deadline:
+   * what waiting that long could buy at best, for the comparison with the threshold peer. */
+  readonly patientOracleGrams: number;
   readonly lateMinutes: number;
   /** Production CPU of the training job (cost model). */
   readonly cpuSeconds: number;
@@ -96,6 +99,8 @@ export interface PolicyOutcome {
   readonly oracleGrams: number;
   readonly homeOracleGrams: number;
   readonly fairOracleGrams: number;
+  readonly patientOracleGrams: number;
+  readonly energyKwh: number;
   /** Runs that ended after their deadline plus requests given up (`threshold` only). */
   readonly deadlineMisses: number;
   readonly givenUp: number;
@@ -226,6 +231,17 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       fair.plan({ ...p.request, deadline: iso(boundDeadlineMs) }, ctx.perfect),
       'fair oracle',
     );
+    const patientDeadlineMs = Math.min(
+      Math.max(Date.parse(p.request.requestedAt) + policyConfig.thresholdGiveUpHours * HOUR_MS, p.endMs),
+      Math.max(ctx.endMs, p.endMs),
+    );
+    const patientOracleMean = boundMean(
+      ctx.oracle.plan(
+        { ...p.request, regions: [p.request.homeRegion], deadline: iso(patientDeadlineMs) },
+        knowledge,
+      ),
+      'patient home-region oracle',
+    );
     runs.push({
       urgency: p.request.urgency,
       requestedAt: p.request.requestedAt,
@@ -240,6 +256,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       oracleGrams: energyKwh * oracleMean,
       homeOracleGrams: energyKwh * homeOracleMean,
       fairOracleGrams: energyKwh * fairOracleMean,
+      patientOracleGrams: energyKwh * patientOracleMean,
       lateMinutes: Math.max(0, (p.endMs - deadlineMs) / 60_000),
       cpuSeconds: retrainCost(config.costModel, p.window.lastWeek - p.window.firstWeek + 1).cpuSeconds,
     });
@@ -355,6 +372,8 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     oracleGrams: runs.reduce((s, r) => s + r.oracleGrams, 0),
     homeOracleGrams: runs.reduce((s, r) => s + r.homeOracleGrams, 0),
     fairOracleGrams: runs.reduce((s, r) => s + r.fairOracleGrams, 0),
+    patientOracleGrams: runs.reduce((s, r) => s + r.patientOracleGrams, 0),
+    energyKwh: runs.reduce((s, r) => s + r.energyKwh, 0),
     deadlineMisses: runs.filter((r) => r.lateMinutes > 0).length + state.givenUp,
     givenUp: state.givenUp,
     meanAccuracy: scored.reduce((s, e) => s + (e.accuracy as number), 0) / Math.max(1, scored.length),

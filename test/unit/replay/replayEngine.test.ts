@@ -173,6 +173,7 @@ describe('replay tables', () => {
       homeToOracle: null,
       ratioToNightly: null,
       ratioToThreshold: null,
+      vsThreshold: null,
       meanAccuracy: accuracy,
       worstGapToNightlyPp: null,
       deadlineMisses: 0,
