@@ -102,6 +102,28 @@ describe('policy replay engine', () => {
     }
   });
 
+  it('splits ours ÷ threshold into factors that multiply back, with bounds below it', () => {
+    let split = 0;
+    for (const c of cases) {
+      const rows = tableOf(c).rows;
+      const threshold = rows.find((r) => r.policy === 'threshold');
+      for (const name of ['green', 'green-spatial'] as const) {
+        const row = rows.find((r) => r.policy === name);
+        const v = row?.vsThreshold;
+        if (!row || !v || !threshold) continue;
+        split++;
+        expect(v.retrains).toBeCloseTo(row.retrains / threshold.retrains, 12);
+        expect(v.retrains * v.energyPerRetrain * v.intensity).toBeCloseTo(row.ratioToThreshold ?? NaN, 9);
+        // Perfect forecasts can only help inside the same deadline.
+        expect(v.ownDeadlineBound).toBeLessThanOrEqual((row.ratioToThreshold ?? 0) * (1 + 1e-9));
+        // Home only: a 7-day wait with perfect knowledge sees every window the 24 h plan could use.
+        if (name === 'green') expect(v.sevenDayBound).toBeLessThanOrEqual(v.ownDeadlineBound * (1 + 1e-9));
+      }
+      expect(threshold?.vsThreshold?.retrains ?? 1).toBe(1);
+    }
+    expect(split).toBeGreaterThan(0);
+  });
+
   it('the drift makes accuracy-driven policies retrain, and ours never miss a deadline', () => {
     for (const c of cases) {
       expect(outcome(c, 'green').runs.length).toBeGreaterThan(0);
