@@ -11,6 +11,8 @@ import {
   type SchedulingPolicy,
 } from '../../shared/policy/schedulingPolicies';
 import { energyOfBusyCpu } from '../../shared/sci/energy';
+import { WARM_START_NEW_SHARE } from '../../shared/model/training';
+import { chooseTrainingWindow } from '../../shared/policy/trainingWindow';
 import { GreenMlError } from '../../shared/errors';
 import { plannedDurationMinutes, retrainCost, type TrainingCostModel } from './costModel';
 import { pollsForRequest } from './schedulerFootprint';
@@ -58,6 +60,12 @@ export interface ReplayConfig {
   readonly seed: number;
   /** UTC hour at which the weekly batch arrives (Mondays). */
   readonly batchHourUtc: number;
+  /**
+   * How OUR policies (green, green-spatial and the oracle planning their requests) retrain: the
+   * product's TRAINING_MODE. The peers (nightly, weekly, threshold) are the existing system, which
+   * retrained on the full window.
+   */
+  readonly trainingMode: 'full' | 'warm-start';
 }
 
 export interface RunRecord {
@@ -170,6 +178,44 @@ function actualMean(ctx: CaseContext, region: string, fromMs: number, toMs: numb
   return mean;
 }
 
+const weekName = (week: number): string => `week-${week}`;
+
+/**
+ * The data a retrain requested when data week `lastWeek` is the newest reads, chosen by the
+ * product's own rule (chooseTrainingWindow) with weeks as batch names and the serving model as the
+ * champion.
+ */
+export function trainingWindowFor(
+  lastWeek: number,
+  windowWeeks: number,
+  mode: 'full' | 'warm-start',
+  champion: DataWindow | null,
+): DataWindow {
+  const accepted = Array.from({ length: lastWeek + 1 }, (_, w) => weekName(w));
+  const championWeeks = champion
+    ? Array.from({ length: champion.lastWeek - champion.firstWeek + 1 }, (_, i) =>
+        weekName(champion.firstWeek + i),
+      )
+    : [];
+  const chosen = chooseTrainingWindow({
+    acceptedBatches: accepted,
+    windowBatches: windowWeeks,
+    mode,
+    champion: champion ? { versionId: 'champion', dataWindow: championWeeks } : null,
+  });
+  if (chosen.kind !== 'train') throw new ReplayInvariantError(`nothing to train on at week ${lastWeek}`);
+  const weeks = chosen.batches.map((b) => Number(b.slice('week-'.length)));
+  const window: DataWindow = { firstWeek: Math.min(...weeks), lastWeek: Math.max(...weeks) };
+  if (window.lastWeek - window.firstWeek + 1 !== weeks.length)
+    throw new ReplayInvariantError(`training weeks ${weeks.join(',')} are not contiguous`);
+  return chosen.warmStartFrom && champion ? { ...window, warmFrom: champion } : window;
+}
+
+/** Share of the production trees a warm start grows (the product's WARM_START_NEW_SHARE, rounded up as it is). */
+export function warmTreeShare(trees: number): number {
+  return Math.min(trees, Math.ceil(trees * WARM_START_NEW_SHARE)) / trees;
+}
+
 interface Pending {
   readonly request: RetrainRequest;
   readonly window: DataWindow;
@@ -183,6 +229,7 @@ interface Pending {
 async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyOutcome> {
   const { config, bank, knowledge, policyConfig } = ctx;
   const policy = createPolicy(name, policyConfig);
+  const ours = name === 'green' || name === 'green-spatial' || name === 'oracle';
   // The fair oracle plans as this policy would with perfect forecasts; a policy without forecasts
   // (nightly, weekly, threshold) is held to the home-region green planner on perfect forecasts.
   const fair = createPolicy(name === 'green-spatial' ? 'green-spatial' : 'green', policyConfig);
@@ -206,7 +253,12 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
   const commit = (p: Pending): void => {
     // A run that would end after the replayed year is never executed (no trace beyond it).
     if (p.endMs > ctx.endMs) return;
-    const energyKwh = retrainCost(config.costModel, p.window.lastWeek - p.window.firstWeek + 1).energyKwh;
+    const cost = retrainCost(
+      config.costModel,
+      p.window.lastWeek - p.window.firstWeek + 1,
+      p.window.warmFrom ? warmTreeShare(config.costModel.production.trees) : 1,
+    );
+    const energyKwh = cost.energyKwh;
     const gramsPerKwh = actualMean(ctx, p.region, p.startMs, p.endMs);
     const deadlineMs = Date.parse(p.request.deadline);
     const boundDeadlineMs = Math.min(Math.max(deadlineMs, p.endMs), Math.max(ctx.endMs, p.endMs));
@@ -258,7 +310,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       fairOracleGrams: energyKwh * fairOracleMean,
       patientOracleGrams: energyKwh * patientOracleMean,
       lateMinutes: Math.max(0, (p.endMs - deadlineMs) / 60_000),
-      cpuSeconds: retrainCost(config.costModel, p.window.lastWeek - p.window.firstWeek + 1).cpuSeconds,
+      cpuSeconds: cost.cpuSeconds,
     });
     if (name === 'green' || name === 'green-spatial') {
       const polls = pollsForRequest({
@@ -292,7 +344,12 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
   const plan = async (request: RetrainRequest): Promise<void> => {
     const requestedMs = Date.parse(request.requestedAt);
     const lastWeek = config.windowWeeks + Math.floor((requestedMs - ctx.startMs) / WEEK_MS);
-    const window = { firstWeek: Math.max(0, lastWeek - config.windowWeeks + 1), lastWeek };
+    const window = trainingWindowFor(
+      lastWeek,
+      config.windowWeeks,
+      ours ? config.trainingMode : 'full',
+      state.serving,
+    );
     if (name === 'green' || name === 'green-spatial') {
       const regions = name === 'green' ? [request.homeRegion] : request.regions;
       await knowledge.prefetch(regions, requestedMs, policyConfig.forecastHorizonHours);

@@ -5,7 +5,13 @@ import {
   plannedDurationMinutes,
   retrainCost,
 } from '../../../bench/replay/costModel';
-import { runReplay, type ReplayCase, type ReplayConfig } from '../../../bench/replay/engine';
+import {
+  runReplay,
+  trainingWindowFor,
+  warmTreeShare,
+  type ReplayCase,
+  type ReplayConfig,
+} from '../../../bench/replay/engine';
 import { ModelBank } from '../../../bench/replay/modelBank';
 import { summarise, tableOf, type CaseTable, type PolicyRow } from '../../../bench/replay/tables';
 import { allZoneYears } from '../../../bench/replay/traceWorld';
@@ -39,6 +45,7 @@ const config: ReplayConfig = {
   thresholds: { smallDrop: 0.02, bigDrop: 0.08, minRows: 500, greenDeadlineHours: 24, nowDeadlineHours: 1 },
   seed: 7,
   batchHourUtc: 9,
+  trainingMode: 'full',
 };
 
 const outcome = (c: ReplayCase, policy: string) => {
@@ -159,6 +166,50 @@ describe('policy replay engine', () => {
     expect(own.rowsSeenInTraining).toBeGreaterThan(400); // ~80 % of rows are training rows
     expect((await bank.score({ firstWeek: 0, lastWeek: 0 }, 1)).rowsSeenInTraining).toBe(0);
   }, 30_000);
+});
+
+describe("warm-start replay (the product's TRAINING_MODE=warm-start for our policies)", () => {
+  it('chooses weeks by the product rule: only weeks newer than the champion, lineage kept', () => {
+    const full = { firstWeek: 0, lastWeek: 7 };
+    expect(trainingWindowFor(9, 8, 'full', full)).toEqual({ firstWeek: 2, lastWeek: 9 });
+    const warm = trainingWindowFor(9, 8, 'warm-start', full);
+    expect(warm).toEqual({ firstWeek: 8, lastWeek: 9, warmFrom: full });
+    // A warm champion's kept trees saw weeks 0-7: the next warm start reads only week 10.
+    expect(trainingWindowFor(10, 8, 'warm-start', warm)).toEqual({
+      firstWeek: 10,
+      lastWeek: 10,
+      warmFrom: warm,
+    });
+    // Nothing new since the champion: a full window.
+    expect(trainingWindowFor(9, 8, 'warm-start', warm)).toEqual({ firstWeek: 2, lastWeek: 9 });
+    expect(warmTreeShare(50)).toBe(0.6);
+  });
+
+  it('runs our policies on real warm-started models at a fraction of the energy; peers stay full', async () => {
+    const warmConfig: ReplayConfig = {
+      ...config,
+      zoneYears: zoneYears.slice(0, 1),
+      trainingMode: 'warm-start',
+    };
+    const [c] = (await runReplay(warmConfig)).cases;
+    const fullRun = retrainCost(costModel, 8).energyKwh;
+    for (const name of ['green', 'green-spatial', 'oracle']) {
+      const runs = outcome(c, name).runs;
+      expect(runs.length).toBeGreaterThan(0);
+      for (const run of runs) {
+        expect(run.window.warmFrom).toBeDefined();
+        expect(run.energyKwh).toBeLessThan(fullRun * 0.6);
+      }
+    }
+    for (const run of outcome(c, 'threshold').runs) {
+      expect(run.window.warmFrom).toBeUndefined();
+      expect(run.energyKwh).toBeCloseTo(fullRun, 12);
+    }
+    // Scored by the warm-started models themselves, never on rows any tree of their lineage saw.
+    const green = outcome(c, 'green');
+    expect(green.evaluations.some((e) => e.servingWindow?.warmFrom !== undefined)).toBe(true);
+    for (const e of green.evaluations) expect(e.rowsSeenInTraining).toBe(0);
+  }, 60_000);
 });
 
 describe('training cost model', () => {
