@@ -1,26 +1,119 @@
+import { ModelInvalidError } from '../errors';
 import { deserializeModel } from '../model/artifact';
+import type { ModelMetadata } from '../model/metadata';
 import type { TrainedModel } from '../model/trainedModel';
-import type { PipelineContext } from './context';
+import {
+  DECLARED_ARTIFACT_FORMAT,
+  deserializeDeclaredModel,
+  type DeclaredModel,
+} from '../pipelines/declaredModel';
+import { legacyPredictor, type DeclaredPredictor } from '../pipelines/multiScoring';
+import type { ModelRegistry } from '../registry';
+import { ArtifactIntegrityError, sha256Hex } from '../registry/integrity';
+
+/**
+ * The one loader of registry versions, whatever their format: a champion trained before pipelines
+ * were declared (the single-model artifact) or a declared pipeline's. Both come back as a
+ * `DeclaredPredictor` with the version's metadata, so every scorer (batch evaluation, comparison,
+ * the model API) reads rows the model's own way without asking which format it is.
+ */
+export type LoadedModel = DeclaredPredictor & {
+  readonly metadata: ModelMetadata;
+  readonly sha256: string;
+} & ({ readonly format: 'single'; readonly single: TrainedModel } | { readonly format: 'declared' });
+
+/** Parses an artifact of either format (sealed artifacts start with their format, so one parse). */
+export function parseModelArtifact(
+  text: string,
+): { format: 'single'; model: TrainedModel } | { format: 'declared'; model: DeclaredModel } {
+  return text.startsWith(`{"format":"${DECLARED_ARTIFACT_FORMAT}"`)
+    ? { format: 'declared', model: deserializeDeclaredModel(text) }
+    : { format: 'single', model: deserializeModel(text) };
+}
 
 /**
  * Versions are immutable, so a loaded model can be reused for as long as the process lives.
- * Artifacts are tens of MB: keep only the few most recent (champion and challenger).
+ * Artifacts are tens of MB: keep only the most recent few per model (its champion and a
+ * challenger), so a deployment of many pipelines keeps each one's champion without reloading it
+ * for every batch, and a long-lived process does not collect every version it ever scored.
  */
-const MAX_CACHED = 3;
-const cache = new Map<string, Promise<TrainedModel>>();
+const PER_MODEL = 2;
+const cache = new Map<string, Promise<LoadedModel>>();
 
-export function loadModelVersion(
-  ctx: PipelineContext,
+/**
+ * Downloads (SHA-256 checked against the version record, and against `expectedSha256` — the
+ * champion pointer's — when given) and parses `modelName/versionId`. An artifact whose own metadata
+ * names another version is refused rather than scored under a name it does not have.
+ */
+export async function loadModel(
+  registry: ModelRegistry,
+  modelName: string,
+  versionId: string,
+  options: { expectedSha256?: string } = {},
+): Promise<LoadedModel> {
+  const prefix = `${registry.containerName}/${modelName}/`;
+  const key = prefix + versionId;
+  let loading = cache.get(key);
+  if (!loading) {
+    loading = download(registry, modelName, versionId);
+    loading.catch(() => cache.delete(key));
+    cache.set(key, loading);
+    const ofModel = [...cache.keys()].filter((k) => k.startsWith(prefix));
+    for (const stale of ofModel.slice(0, Math.max(0, ofModel.length - PER_MODEL))) cache.delete(stale);
+  }
+  const model = await loading;
+  // A cached model passed the version record's check; the pointer's hash is checked on every use.
+  if (options.expectedSha256 !== undefined && options.expectedSha256 !== model.sha256) {
+    throw new ArtifactIntegrityError(
+      `${modelName}/${versionId}`,
+      'champion pointer',
+      options.expectedSha256,
+      model.sha256,
+    );
+  }
+  return model;
+}
+
+async function download(registry: ModelRegistry, modelName: string, versionId: string): Promise<LoadedModel> {
+  const text = await registry.downloadArtifact(modelName, versionId);
+  const parsed = parseModelArtifact(text);
+  const { metadata } = parsed.model;
+  if (metadata.modelName !== modelName || metadata.versionId !== versionId) {
+    throw new ModelInvalidError(
+      `Artifact stored as ${modelName}/${versionId} says it is ${metadata.modelName}/${metadata.versionId}`,
+    );
+  }
+  const sha256 = sha256Hex(text);
+  if (parsed.format === 'declared') {
+    const { encoder, forest } = parsed.model;
+    return { format: 'declared', encoder, forest, metadata, sha256 };
+  }
+  return { format: 'single', single: parsed.model, ...legacyPredictor(parsed.model), metadata, sha256 };
+}
+
+/** The current champion of `modelName`, loaded and checked against its pointer; null without one. */
+export async function loadChampion(registry: ModelRegistry, modelName: string): Promise<LoadedModel | null> {
+  const champion = await registry.getChampion(modelName);
+  if (!champion) return null;
+  return loadModel(registry, modelName, champion.pointer.versionId, {
+    expectedSha256: champion.pointer.artifactSha256,
+  });
+}
+
+/**
+ * A version in the single-model format, for the paths that still score with the single-model
+ * evaluator; a declared artifact there is a ModelInvalidError naming the format it has.
+ */
+export async function loadModelVersion(
+  ctx: { registry: ModelRegistry },
   modelName: string,
   versionId: string,
 ): Promise<TrainedModel> {
-  const key = `${ctx.registry.containerName}/${modelName}/${versionId}`;
-  let loading = cache.get(key);
-  if (!loading) {
-    loading = ctx.registry.downloadArtifact(modelName, versionId).then((text) => deserializeModel(text));
-    loading.catch(() => cache.delete(key));
-    cache.set(key, loading);
-    while (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value as string);
+  const model = await loadModel(ctx.registry, modelName, versionId);
+  if (model.format !== 'single') {
+    throw new ModelInvalidError(
+      `${modelName}/${versionId} is a declared-pipeline artifact; this path reads only the single-model format`,
+    );
   }
-  return loading;
+  return model.single;
 }

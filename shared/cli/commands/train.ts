@@ -10,12 +10,8 @@ import { z } from 'zod';
 import { SETTINGS_SCHEMA } from '../../config';
 import { trainFromBatches, type BatchSource } from '../../model/training';
 import { encodingVersion, LEGACY_DECLARATION } from '../../pipelines/featureEncoding';
-import {
-  DECLARED_ARTIFACT_FORMAT,
-  deserializeDeclaredModel,
-  trainDeclaredModel,
-  type DeclaredModel,
-} from '../../pipelines/declaredModel';
+import { trainDeclaredModel, type DeclaredModel } from '../../pipelines/declaredModel';
+import { parseModelArtifact } from '../../pipeline/modelCache';
 import {
   findPipeline,
   loadPipelineManifest,
@@ -240,11 +236,10 @@ export async function readAnyModelFile(
   file: string,
 ): Promise<{ kind: 'single'; model: TrainedModel } | { kind: 'declared'; model: DeclaredModel }> {
   await mustExist(file, 'Model file');
-  const text = await readFile(file, 'utf8');
-  // Sealed artifacts start with their format, so the text is parsed once, by the right reader.
-  return text.startsWith(`{"format":"${DECLARED_ARTIFACT_FORMAT}"`)
-    ? { kind: 'declared', model: deserializeDeclaredModel(text) }
-    : { kind: 'single', model: deserializeModel(text) };
+  const parsed = parseModelArtifact(await readFile(file, 'utf8'));
+  return parsed.format === 'declared'
+    ? { kind: 'declared', model: parsed.model }
+    : { kind: 'single', model: parsed.model };
 }
 
 /** Writes beside the target and renames, so a crash never leaves half an artifact under its name. */
