@@ -3,12 +3,17 @@ import { z } from 'zod';
 import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
 import { modelApiCredentials, modelApiKeySource, type ModelApiCredentials } from '../modelApi/credentials';
+import { FEATURE_SCHEMA_VERSION } from '../model/features';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
+import { artifactFormatFor, PIPELINE_DEFINITION_ENV, trainingDeclaration } from '../pipelines/declaredModel';
+import { deployedPipeline } from '../pipelines/deployedPipelines';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
 import { MODEL_API_GROUP_PREFIX, type ContainerSpec } from '../containers/launcher';
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
 import type { ContainerState, StageUsage } from './contracts';
 import type { ServingPlanRecord } from '../serving/servingPlanRecord';
+import { modelApiFetch, type ModelApiFetch } from '../modelApi/modelApiFetch';
+import { servingCertificateSource, type ServerCertificate } from '../modelApi/servingCertificate';
 
 /**
  * The activities that start, watch and remove containers (training jobs and model APIs). Each is
@@ -33,25 +38,35 @@ export function trainingGroupName(runId: string, attempt: number): string {
   return attempt === 1 ? `train-${shortId(runId)}` : `train-${shortId(runId)}-${attempt}`;
 }
 
+/**
+ * Starts the training container for a model with that model's declaration (its window, forest and,
+ * for a declared artifact, PIPELINE_DEFINITION). A pipeline that reads rows as the single model
+ * does trains exactly as before (FOREST_* variables, warm start when TRAINING_MODE asks for it);
+ * any other trains in full into the declared artifact (see artifactFormatFor).
+ */
 export async function launchTraining(
   ctx: PipelineContext,
   input: ParsedActivityInput<'launchTraining'>,
 ): Promise<ActivityOutput<'launchTraining'>> {
   const s = ctx.settings;
+  const pipeline = deployedPipeline(s, input.modelName);
+  const format = artifactFormatFor(pipeline);
+  const mode = format === 'declared' ? 'full' : s.TRAINING_MODE;
   const accepted = input.dataWindow ?? (await ctx.invoices.listAccepted()).map((b) => b.name);
-  const current = await ctx.registry.getChampion(input.modelName);
+  const current = mode === 'warm-start' ? await ctx.registry.getChampion(input.modelName) : null;
+  const championMetadata = current
+    ? await ctx.registry.getVersionMetadata(input.modelName, current.pointer.versionId)
+    : null;
+  // A champion of the other format (declared before the pipeline's features were set back) has
+  // no trees this encoder can extend: the run is a full fit.
   const champion =
-    current && s.TRAINING_MODE === 'warm-start'
-      ? {
-          versionId: current.pointer.versionId,
-          dataWindow: (await ctx.registry.getVersionMetadata(input.modelName, current.pointer.versionId))
-            .dataWindow,
-        }
+    championMetadata && championMetadata.featureSchemaVersion === FEATURE_SCHEMA_VERSION
+      ? { versionId: championMetadata.versionId, dataWindow: championMetadata.dataWindow }
       : null;
   const window = chooseTrainingWindow({
     acceptedBatches: accepted,
-    windowBatches: s.TRAINING_WINDOW_BATCHES,
-    mode: s.TRAINING_MODE,
+    windowBatches: pipeline.training.windowBatches,
+    mode,
     champion,
   });
   if (window.kind === 'nothing-to-train') {
@@ -73,10 +88,14 @@ export async function launchTraining(
       DATA_BLOBS: JSON.stringify(window.batches),
       TRAINING_MODE: window.warmStartFrom ? 'warm-start' : 'full',
       ...(window.warmStartFrom ? { WARM_START_FROM: window.warmStartFrom } : {}),
-      FOREST_TREES: String(s.FOREST_TREES),
-      FOREST_MAX_FEATURES: String(s.FOREST_MAX_FEATURES),
-      FOREST_MIN_SAMPLES_LEAF: String(s.FOREST_MIN_SAMPLES_LEAF),
-      FOREST_MAX_DEPTH: String(s.FOREST_MAX_DEPTH),
+      ...(format === 'declared'
+        ? { [PIPELINE_DEFINITION_ENV]: JSON.stringify(trainingDeclaration(pipeline)) }
+        : {
+            FOREST_TREES: String(pipeline.forest.trees),
+            FOREST_MAX_FEATURES: String(pipeline.forest.maxFeatures),
+            FOREST_MIN_SAMPLES_LEAF: String(pipeline.forest.minSamplesLeaf),
+            FOREST_MAX_DEPTH: String(pipeline.forest.maxDepth),
+          }),
       SEED: String(seedOf(input.runId)),
       ...(input.trainedAt ? { TRAINED_AT: input.trainedAt } : {}),
     },
@@ -92,7 +111,7 @@ export async function launchTraining(
   });
   await ctx.pending.markTraining(input.modelName, input.requestId, ctx.now().toISOString());
   ctx.log(
-    `training ${input.versionId} launched as ${groupName} in ${input.region} on ${window.batches.length} batches`,
+    `training ${input.versionId} (${format} artifact) launched as ${groupName} in ${input.region} on ${window.batches.length} batches`,
   );
   return {
     groupName,
@@ -182,13 +201,15 @@ export const MODEL_API_PORT = 8080;
 /**
  * The model API's container spec as the serving plan asks for it (region, size, served trees,
  * scaling); also used to restart a serving API a local host lost, with the plan it was launched with.
- * The credentials default to the local per-run key; an Azure launch passes the Key Vault key.
+ * The credentials default to the local per-run key; an Azure launch passes the Key Vault key, and
+ * on ACI the certificate the API serves.
  */
 export function modelApiSpec(
   ctx: PipelineContext,
   api: { groupName: string; modelName: string; versionId: string; instanceId: string; runId: string },
   plan: ServingPlanRecord | null,
   auth: ModelApiCredentials = modelApiCredentials(ctx.launcher.kind),
+  tls?: ServerCertificate,
 ): ContainerSpec {
   const s = ctx.settings;
   const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
@@ -226,7 +247,22 @@ export function modelApiSpec(
           },
         }
       : {}),
+    ...(tls ? { tls } : {}),
   };
+}
+
+/**
+ * ACI has no TLS of its own, so the model API there serves the certificate given here (Key Vault
+ * or self-signed per launch); the other hosts bring their own TLS or stay on loopback. The key is
+ * only in this activity's memory and the ARM PUT: the output never carries it.
+ */
+export async function modelApiCertificate(
+  ctx: PipelineContext,
+  groupName: string,
+): Promise<ServerCertificate | undefined> {
+  return ctx.launcher.kind === 'aci'
+    ? servingCertificateSource(ctx.settings).forLaunch(groupName)
+    : undefined;
 }
 
 /** Same group name on every call for a run: relaunching a lost API re-creates it in place. */
@@ -236,7 +272,8 @@ export async function launchModelApi(
 ): Promise<ActivityOutput<'launchModelApi'>> {
   const groupName = modelApiGroupName(input.runId);
   const auth = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
-  const spec = modelApiSpec(ctx, { ...input, groupName }, input.plan, auth);
+  const tls = await modelApiCertificate(ctx, groupName);
+  const spec = modelApiSpec(ctx, { ...input, groupName }, input.plan, auth, tls);
   await ctx.launcher.create(spec);
   return {
     groupName,
@@ -257,7 +294,7 @@ const MODEL_INFO = z.looseObject({ versionId: z.string() });
 export async function checkModelApiHealth(
   ctx: PipelineContext,
   input: ParsedActivityInput<'checkModelApiHealth'>,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl?: ModelApiFetch,
 ): Promise<ActivityOutput<'checkModelApiHealth'>> {
   const state = await ctx.launcher.status(input.groupName);
   const unhealthy = { healthy: false, lost: false, endpoint: null, servingVersion: null };
@@ -272,15 +309,23 @@ export async function checkModelApiHealth(
   // Outside the try: a key that cannot be read is the activity's failure (typed, retried by its
   // rule), not an unhealthy API.
   const { headers } = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
+  // The certificate the group was launched with (ACI): recorded with the endpoint, pinned by every call.
+  const pinned = state.tls ? { tls: state.tls } : {};
+  const call = fetchImpl ?? modelApiFetch(state.tls);
   try {
-    const health = await fetchImpl(`${state.endpoint}/health`, { signal: AbortSignal.timeout(5000) });
+    const health = await call(`${state.endpoint}/health`, { signal: AbortSignal.timeout(5000) });
     if (health.status !== 200) {
-      return { ...unhealthy, endpoint: state.endpoint, detail: `/health answered ${health.status}` };
+      return {
+        ...unhealthy,
+        endpoint: state.endpoint,
+        ...pinned,
+        detail: `/health answered ${health.status}`,
+      };
     }
     const info = parseWith(
       MODEL_INFO,
       await (
-        await fetchImpl(`${state.endpoint}/model`, {
+        await call(`${state.endpoint}/model`, {
           headers,
           signal: AbortSignal.timeout(5000),
         })
@@ -292,6 +337,7 @@ export async function checkModelApiHealth(
       healthy,
       lost: false,
       endpoint: state.endpoint,
+      ...pinned,
       servingVersion: info.versionId,
       detail: healthy ? 'ok' : `serving ${info.versionId}, expected ${input.expectedVersionId}`,
     };
@@ -299,6 +345,7 @@ export async function checkModelApiHealth(
     return {
       ...unhealthy,
       endpoint: state.endpoint,
+      ...pinned,
       detail: error instanceof Error ? error.message : String(error),
     };
   }
