@@ -39,7 +39,8 @@ export interface MemoryRow extends ChildResult {
 }
 
 const MIB = 1024 * 1024;
-const generator = (rowsPerWeek: number): GeneratorOptions => ({
+/** The generated world of the memory benchmarks' batches. */
+export const generator = (rowsPerWeek: number): GeneratorOptions => ({
   scenario: 'stable',
   weeks: 1,
   rowsPerWeek,
@@ -47,7 +48,8 @@ const generator = (rowsPerWeek: number): GeneratorOptions => ({
   startDate: '2024-08-26',
 });
 
-function batchStream(rows: number): Readable {
+/** A generated CSV batch of `rows` rows, streamed in 256 KiB pieces. */
+export function batchStream(rows: number): Readable {
   return Readable.from(
     (function* () {
       let buffered = '';
@@ -76,7 +78,7 @@ function settingsFor(connectionString: string) {
   });
 }
 
-function eventFor(name: string) {
+export function eventFor(name: string) {
   return {
     id: `bench-${name}`,
     eventType: 'Microsoft.Storage.BlobCreated',

@@ -1,21 +1,20 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { composePipeline } from '../functions/composition';
 import { LocalHost } from '../functions/local/localHost';
 import { VirtualClock } from '../functions/local/virtualClock';
 import { table as formatTable } from '../shared/cli/table';
 import { loadSettings } from '../shared/config';
-import { generateWeek, type GeneratorOptions } from '../shared/invoices/generator';
+import { generateWeek } from '../shared/invoices/generator';
 import type { ParsedRecord } from '../shared/invoices/parser';
-import { serializeCsv } from '../shared/invoices/serialize';
 import { evaluatedRecords } from '../shared/pipeline/batchEvaluation';
 import { processBlobEvent } from '../shared/pipeline/blobEvents';
 import { trainDeclaredModel } from '../shared/pipelines/declaredModel';
 import { loadPipelineManifest, type PipelineDefinition } from '../shared/pipelines/manifest';
 import { startAzurite } from '../shared/storage/azurite';
 import { RecordingTelemetry } from '../shared/telemetry/telemetry';
+import { batchStream, eventFor, generator as batchWorld } from './batchMemory';
 import { peakRssMiB, readFlags, runChild } from './support/childRun';
 
 /**
@@ -49,13 +48,6 @@ export interface HandlerRow extends ChildResult {
 
 const MIB = 1024 * 1024;
 const SAMPLE = path.join(__dirname, '..', '..', 'pipelines.sample.json');
-const batchWorld = (rows: number): GeneratorOptions => ({
-  scenario: 'stable',
-  weeks: 1,
-  rowsPerWeek: rows,
-  seed: 3,
-  startDate: '2024-08-26',
-});
 
 function settingsFor(connectionString: string, pipelinesFile: string) {
   return loadSettings({
@@ -76,31 +68,6 @@ function declarations(count: number): { name: string; label: string; features: u
     const base = sample[i % sample.length];
     return { name: `${base.name}-${i}`, label: base.label, features: base.features, forest: base.forest };
   });
-}
-
-function csvStream(rows: number): Readable {
-  return Readable.from(
-    (function* () {
-      let buffered = '';
-      for (const piece of serializeCsv(generateWeek(batchWorld(rows), 0))) {
-        buffered += piece;
-        if (buffered.length >= 256 * 1024) {
-          yield buffered;
-          buffered = '';
-        }
-      }
-      if (buffered) yield buffered;
-    })(),
-  );
-}
-
-function eventFor(name: string) {
-  return {
-    id: `bench-${name}`,
-    eventType: 'Microsoft.Storage.BlobCreated',
-    subject: `/blobServices/default/containers/invoices/blobs/incoming/${name}`,
-    eventTime: new Date().toISOString(),
-  };
 }
 
 function collectGarbage(): void {
@@ -199,8 +166,8 @@ export async function measureHandler(options: {
       writeFileSync(file, JSON.stringify({ pipelines: all.slice(0, count) }));
       const name = `batch-${count}.csv`;
       const warmup = `warmup-${count}.csv`;
-      await ctx.invoices.upload(warmup, csvStream(300));
-      await ctx.invoices.upload(name, csvStream(options.rows));
+      await ctx.invoices.upload(warmup, batchStream(300));
+      await ctx.invoices.upload(name, batchStream(options.rows));
       const run = await runChild<ChildResult>(
         '--expose-gc',
         [

@@ -99,21 +99,3 @@ export async function loadChampion(registry: ModelRegistry, modelName: string): 
     expectedSha256: champion.pointer.artifactSha256,
   });
 }
-
-/**
- * A version in the single-model format, for the paths that still score with the single-model
- * evaluator; a declared artifact there is a ModelInvalidError naming the format it has.
- */
-export async function loadModelVersion(
-  ctx: { registry: ModelRegistry },
-  modelName: string,
-  versionId: string,
-): Promise<TrainedModel> {
-  const model = await loadModel(ctx.registry, modelName, versionId);
-  if (model.format !== 'single') {
-    throw new ModelInvalidError(
-      `${modelName}/${versionId} is a declared-pipeline artifact; this path reads only the single-model format`,
-    );
-  }
-  return model.single;
-}
