@@ -34,7 +34,9 @@ export async function loadServingModel(
   const metadata = await registry.getVersionMetadata(modelName, versionId);
   // The one loader of either format (identity and SHA-256 checked); a single-model artifact is
   // served through its own encoder, the API's fast path for the VAT-rate columns.
-  const loaded = await loadModel(registry, modelName, versionId, { expectedSha256 });
+  // Fresh: a serving process loads once, so it reads and hashes the stored bytes rather than
+  // trusting a copy another load in the same process cached before they could have changed.
+  const loaded = await loadModel(registry, modelName, versionId, { expectedSha256, fresh: true });
   const model =
     loaded.format === 'single' ? loaded.single : { encoder: loaded.encoder, forest: loaded.forest };
   return { model, metadata };

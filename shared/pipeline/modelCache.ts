@@ -49,11 +49,11 @@ export async function loadModel(
   registry: ModelRegistry,
   modelName: string,
   versionId: string,
-  options: { expectedSha256?: string } = {},
+  options: { expectedSha256?: string; fresh?: boolean } = {},
 ): Promise<LoadedModel> {
   const prefix = `${registry.containerName}/${modelName}/`;
   const key = prefix + versionId;
-  let loading = cache.get(key);
+  let loading = options.fresh ? undefined : cache.get(key);
   if (!loading) {
     loading = download(registry, modelName, versionId);
     loading.catch(() => cache.delete(key));
