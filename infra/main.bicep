@@ -92,6 +92,9 @@ param logLevel string = 'info'
 @description('Bearer key of the model API (MODEL_API_AUTH_MODE=key), stored in Key Vault. azd fills it with secretOrRandomPassword: random on the first provision, read back from the vault afterwards.')
 param modelApiKey string
 
+@description('Key Vault certificate (content type application/x-pem-file) in this deployment\'s vault that the model API serves with MODEL_API_HOST=aci, e.g. for a custom domain; empty = a self-signed certificate per launch, pinned by the Function App.')
+param modelApiTlsCertificateName string = ''
+
 @description('Create the Event Grid subscription of the blob trigger: needs the deployed code, so infra/scripts/post-up.sh sets it after the first deploy.')
 param subscribeBlobTrigger bool = false
 
@@ -243,6 +246,7 @@ module keyVault 'app/keyvault.bicep' = {
     wattTimePassword: wattTimePassword
     modelApiKey: modelApiKey
     functionAppPrincipalId: identities.outputs.functionAppPrincipalId
+    modelApiTlsCertificateName: modelApiTlsCertificateName
     modelApiPrincipalId: identities.outputs.modelApiPrincipalId
     deployerPrincipalId: grantDeployerDataAccess ? principalId : ''
     deployerPrincipalType: principalType
@@ -322,6 +326,7 @@ var appSettings = {
   MODEL_API_HOST: 'containerapps'
   CONTAINER_APPS_ENVIRONMENT_ID: containerApps.outputs.id
   MODEL_API_KEY_SECRET_URI: keyVault.outputs.modelApiKeySecretUri
+  MODEL_API_TLS_CERT_SECRET_URI: keyVault.outputs.modelApiTlsCertSecretUri
 }
 
 module functionApp 'app/function-app.bicep' = {

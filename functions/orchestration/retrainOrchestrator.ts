@@ -316,6 +316,8 @@ function* rollOut(run: Run): Steps<Ending> {
     memoryGb: api.memoryGb,
     since: now(run).toISOString(),
     plan: servingPlan,
+    // The certificate an ACI API serves: every later call to it pins exactly this one.
+    ...(health.tls ? { tls: health.tls } : {}),
   });
   run.servingHandOver = api.groupName;
   for (const previous of switched.retiring) {

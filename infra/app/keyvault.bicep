@@ -22,6 +22,9 @@ param modelApiKey string
 @description('Function App identity: reads the secrets through Key Vault references.')
 param functionAppPrincipalId string
 
+@description('Key Vault certificate (PEM content type) the model API serves on ACI; empty = self-signed per launch.')
+param modelApiTlsCertificateName string = ''
+
 @description('Model API identity: Container Apps reads the API key with it.')
 param modelApiPrincipalId string
 
@@ -89,17 +92,41 @@ resource modelApiKeySecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = {
   }
 }
 
-// Vault scope: the vault holds only this deployment's secrets, all of which the app needs.
-resource functionAppSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, functionAppPrincipalId, roles.keyVaultSecretsUser)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
-    principalId: functionAppPrincipalId
-    principalType: 'ServicePrincipal'
-    description: 'Resolve Key Vault references of carbon-provider secrets; read the model API key to call it.'
+// Secret scope, one grant per secret the app reads (provider secrets through Key Vault references,
+// the model API key and TLS certificate directly): no grant on the rest of the vault.
+var functionAppSecrets = concat(
+  [modelApiKeySecretName],
+  empty(electricityMapsApiToken) ? [] : [electricityMapsSecretName],
+  empty(wattTimePassword) ? [] : [wattTimeSecretName],
+  empty(modelApiTlsCertificateName) ? [] : [modelApiTlsCertificateName]
+)
+
+// A certificate's secret (same name) holds its PEM with the private key; the team creates it.
+resource functionAppReadableSecrets 'Microsoft.KeyVault/vaults/secrets@2025-05-01' existing = [
+  for secretName in functionAppSecrets: {
+    parent: vault
+    name: secretName
   }
-}
+]
+
+resource functionAppSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (secretName, i) in functionAppSecrets: {
+    name: guid(vault.id, secretName, functionAppPrincipalId, roles.keyVaultSecretsUser)
+    scope: functionAppReadableSecrets[i]
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+      principalId: functionAppPrincipalId
+      principalType: 'ServicePrincipal'
+      description: 'The Function App reads this secret (a Key Vault reference, the model API key or its TLS certificate).'
+    }
+    // The provider secrets and the key are created above; a grant on them waits for them.
+    dependsOn: [
+      modelApiKeySecret
+      electricityMapsSecret
+      wattTimeSecret
+    ]
+  }
+]
 
 // Secret scope: the model API sees its own key and none of the provider secrets.
 resource modelApiKeyReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -131,3 +158,6 @@ output id string = vault.id
 output electricityMapsSecretUri string = '${vault.properties.vaultUri}secrets/${electricityMapsSecretName}'
 output wattTimeSecretUri string = '${vault.properties.vaultUri}secrets/${wattTimeSecretName}'
 output modelApiKeySecretUri string = '${vault.properties.vaultUri}secrets/${modelApiKeySecretName}'
+output modelApiTlsCertSecretUri string = empty(modelApiTlsCertificateName)
+  ? ''
+  : '${vault.properties.vaultUri}secrets/${modelApiTlsCertificateName}'

@@ -323,6 +323,13 @@ export const SETTINGS_SCHEMA = z.object({
     .describe(
       'JSON file declaring the models to keep fresh; unset = the single MODEL_NAME VAT-rate pipeline.',
     ),
+  // --- TLS of the model API on ACI (issue 11): ACI has no TLS of its own, so the container serves
+  // it; unset = a self-signed certificate per launch, pinned by the Function side.
+  MODEL_API_TLS_CERT_SECRET_URI: url
+    .optional()
+    .describe(
+      'Key Vault secret URI of the PEM certificate the ACI model API serves; unset = self-signed per launch.',
+    ),
 });
 
 export type Settings = z.output<typeof SETTINGS_SCHEMA>;

@@ -6,12 +6,16 @@ import {
   type ContainerGroup,
   type ContainerInstanceManagementClientOptionalParams,
   type EnvironmentVariable,
+  type Volume,
+  type VolumeMount,
 } from '@azure/arm-containerinstance';
 import type { TokenCredential } from '@azure/core-auth';
 import type { FullOperationResponse } from '@azure/core-client';
 import type { PipelinePolicy } from '@azure/core-rest-pipeline';
 import { ConflictError, GreenMlError, LaunchError, NotFoundError, ValidationError } from '../errors';
 import { parseWith } from '../validation';
+import { pinOf, type ServerCertificate } from '../modelApi/servingCertificate';
+import type { ServerPin } from '../modelApi/serverPin';
 import {
   GROUP_NAME_SCHEMA,
   ROLE_TAG,
@@ -254,8 +258,12 @@ export class AciLauncher implements ContainerLauncher {
     // Servers listen on $PORT in both launchers (locally it is a free loopback port).
     const portEnv =
       spec.port !== undefined && !('PORT' in spec.environment) ? { PORT: String(spec.port) } : {};
+    const tls = spec.tls && spec.port !== undefined ? tlsVolume(spec.tls) : undefined;
     const environmentVariables: EnvironmentVariable[] = [
-      ...Object.entries({ ...spec.environment, ...portEnv }).map(([name, value]) => ({ name, value })),
+      ...Object.entries({ ...spec.environment, ...portEnv, ...tls?.environment }).map(([name, value]) => ({
+        name,
+        value,
+      })),
       ...Object.entries(spec.secureEnvironment ?? {}).map(([name, secureValue]) => ({ name, secureValue })),
     ];
     const container: Container = {
@@ -264,6 +272,17 @@ export class AciLauncher implements ContainerLauncher {
       resources: { requests: { cpu: spec.cpuCores, memoryInGB: spec.memoryGb } },
       environmentVariables,
       ...(spec.port === undefined ? {} : { ports: [{ port: spec.port, protocol: 'TCP' }] }),
+      ...(tls && spec.port !== undefined
+        ? {
+            volumeMounts: [tls.mount],
+            // ACI's own view of readiness speaks the same TLS the callers do (scheme https).
+            readinessProbe: {
+              httpGet: { path: '/health', port: spec.port, scheme: 'https' },
+              periodSeconds: 10,
+              failureThreshold: 3,
+            },
+          }
+        : {}),
     };
     const fromAcr =
       this.acrLoginServer !== undefined && spec.image.toLowerCase().startsWith(`${this.acrLoginServer}/`);
@@ -280,6 +299,7 @@ export class AciLauncher implements ContainerLauncher {
       restartPolicy: KnownContainerGroupRestartPolicy.Never,
       sku: 'Standard',
       containers: [container],
+      ...(tls ? { volumes: [tls.volume] } : {}),
       ...(spec.identityResourceId
         ? { identity: { type: 'UserAssigned', userAssignedIdentities: { [spec.identityResourceId]: {} } } }
         : {}),
@@ -358,18 +378,50 @@ export function groupStateOf(group: ContainerGroup): GroupState {
     };
   }
   if (groupState === 'Running' && current?.state === 'Running' && startedAt) {
-    const endpoint = endpointOf(group);
-    return { kind: 'running', startedAt, ...(endpoint ? { endpoint } : {}) };
+    return { kind: 'running', startedAt, ...endpointOf(group) };
   }
   return { kind: 'pending' };
 }
 
-function endpointOf(group: ContainerGroup): string | undefined {
+function endpointOf(group: ContainerGroup): { endpoint: string; tls?: ServerPin } | undefined {
   const ip = group.ipAddress;
   const port = ip?.ports[0]?.port;
   const host = ip?.fqdn ?? ip?.ip;
-  // ACI has no TLS of its own; the model API is plain HTTP on the public IP or DNS label.
-  return host && port !== undefined ? `http://${host}:${port}` : undefined;
+  if (!host || port === undefined) return undefined;
+  // ACI has no TLS of its own: a group launched with a certificate serves HTTPS itself, and its
+  // definition (read from ARM with our identity) says which certificate, so any instance can pin it.
+  const served = group.containers[0]?.environmentVariables?.find((e) => e.name === SERVED_CERT_ENV)?.value;
+  if (served === undefined) return { endpoint: `http://${host}:${port}` };
+  return { endpoint: `https://${host}:${port}`, tls: pinOf(served) };
+}
+
+const TLS_VOLUME = 'model-api-tls';
+const TLS_MOUNT_PATH = '/etc/model-api-tls';
+/** The public certificate as a plain variable: the only copy ARM returns (secret volumes never are). */
+export const SERVED_CERT_ENV = 'MODEL_API_TLS_CERT_PEM';
+
+/**
+ * The certificate and key as an ACI secret volume (base64 values, never returned by ARM), and the
+ * variables that point the model API at them (containers/model-api/apiSettings.ts).
+ */
+function tlsVolume(tls: ServerCertificate): {
+  volume: Volume;
+  mount: VolumeMount;
+  environment: Record<string, string>;
+} {
+  const base64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+  return {
+    volume: {
+      name: TLS_VOLUME,
+      secret: { 'cert.pem': base64(tls.certificatePem), 'key.pem': base64(tls.privateKeyPem) },
+    },
+    mount: { name: TLS_VOLUME, mountPath: TLS_MOUNT_PATH, readOnly: true },
+    environment: {
+      MODEL_API_TLS_CERT_FILE: `${TLS_MOUNT_PATH}/cert.pem`,
+      MODEL_API_TLS_KEY_FILE: `${TLS_MOUNT_PATH}/key.pem`,
+      [SERVED_CERT_ENV]: tls.certificatePem,
+    },
+  };
 }
 
 interface RestErrorLike extends Error {

@@ -1,10 +1,12 @@
 import { LaunchError, describeError } from '../errors';
+import { modelApiFetch } from '../modelApi/modelApiFetch';
 import type { ContainerLauncher } from './launcher';
 
 /**
  * Waits until a model API just started in `groupName` answers /health, and returns its endpoint.
  * A group that ends while starting fails at once instead of at the deadline. Both failures are
- * retryable: a fresh start may succeed where this one did not.
+ * retryable: a fresh start may succeed where this one did not. An https endpoint is trusted only
+ * through the certificate the group was launched with (see modelApiFetch).
  */
 export async function waitForHealthyEndpoint(
   launcher: Pick<ContainerLauncher, 'status'>,
@@ -17,7 +19,9 @@ export async function waitForHealthyEndpoint(
     const state = await launcher.status(groupName);
     if (state.kind === 'running' && state.endpoint) {
       try {
-        const health = await fetch(`${state.endpoint}/health`, { signal: AbortSignal.timeout(2_000) });
+        const health = await modelApiFetch(state.tls)(`${state.endpoint}/health`, {
+          signal: AbortSignal.timeout(2_000),
+        });
         if (health.status === 200) return state.endpoint;
         last = `/health answered ${health.status}`;
       } catch (error) {

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { findAzureRegion } from '../carbon/azureRegions';
 import { parseWith } from '../validation';
+import type { ServerCertificate } from '../modelApi/servingCertificate';
+import type { ServerPin } from '../modelApi/serverPin';
 
 /**
  * One way to run the training job and the model API, whether on Azure Container Instances or as
@@ -28,6 +30,11 @@ export interface ContainerSpec {
   tags: Record<string, string>;
   /** Model API on a host that scales (Container Apps, the local scale-to-zero front); ACI ignores it. */
   scale?: ReplicaScale;
+  /**
+   * The certificate a model API on ACI serves (ACI has no TLS of its own): mounted as a secret
+   * volume, never a plain variable. Hosts with their own TLS (Container Apps, loopback) ignore it.
+   */
+  tls?: ServerCertificate;
 }
 
 export interface ReplicaScale {
@@ -41,7 +48,13 @@ export type ContainerRole = 'training' | 'model-api';
 
 export type GroupState =
   | { kind: 'pending' }
-  | { kind: 'running'; startedAt: string; endpoint?: string }
+  | {
+      kind: 'running';
+      startedAt: string;
+      endpoint?: string;
+      /** The certificate an https endpoint serves, when only a pin can trust it (ACI). */
+      tls?: ServerPin;
+    }
   | { kind: 'succeeded'; startedAt: string; finishedAt: string; exitCode: 0 }
   | { kind: 'failed'; startedAt?: string; finishedAt?: string; exitCode: number | null; reason: string }
   | { kind: 'missing' };
@@ -151,6 +164,12 @@ export const CONTAINER_SPEC_SCHEMA = z
         concurrentRequests: z.number().int().min(1).max(1000),
       })
       .optional(),
+    tls: z
+      .strictObject({
+        certificatePem: z.string().includes('-----BEGIN CERTIFICATE-----'),
+        privateKeyPem: z.string().includes('PRIVATE KEY-----'),
+      })
+      .optional(),
   })
   .superRefine((spec, ctx) => {
     for (const key of Object.keys(spec.secureEnvironment ?? {})) {
@@ -189,6 +208,9 @@ export function specFingerprint(spec: ContainerSpec): string {
     tags: sortedEntries(spec.tags),
     // Absent for specs without scaling, so fingerprints of existing groups do not change.
     ...(spec.scale ? { scale: spec.scale } : {}),
+    // Presence only: a retried launch makes another self-signed certificate, and the group keeps
+    // (and reports) the one it was created with.
+    ...(spec.tls ? { tls: 'server-certificate' } : {}),
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

@@ -159,7 +159,7 @@ export class ModelApiKeySource {
 }
 
 /** Loaded on first use: @azure/identity is a large import the Function App's cold start should not pay. */
-async function defaultCredential(): Promise<TokenCredential> {
+export async function defaultCredential(): Promise<TokenCredential> {
   const { DefaultAzureCredential } = await import('@azure/identity');
   return new DefaultAzureCredential();
 }

@@ -10,6 +10,7 @@ import {
 } from './contracts';
 import { REGISTERED_ACTIVITY_NAMES } from './durableNames';
 import { SERVING_SCHEMA } from './servingState';
+import { SERVER_PIN_SCHEMA } from '../modelApi/serverPin';
 import { SERVING_PLAN_RECORD_SCHEMA } from '../serving/servingPlanRecord';
 
 /**
@@ -40,6 +41,8 @@ export const HEALTH_SCHEMA = z.object({
   endpoint: z.string().nullable(),
   servingVersion: z.string().nullable(),
   detail: z.string(),
+  /** The certificate an ACI model API serves: the serving record keeps it so every call pins it. */
+  tls: SERVER_PIN_SCHEMA.optional(),
 });
 export type HealthReport = z.output<typeof HEALTH_SCHEMA>;
 

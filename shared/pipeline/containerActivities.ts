@@ -12,6 +12,8 @@ import { MODEL_API_GROUP_PREFIX, type ContainerSpec } from '../containers/launch
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
 import type { ContainerState, StageUsage } from './contracts';
 import type { ServingPlanRecord } from '../serving/servingPlanRecord';
+import { modelApiFetch, type ModelApiFetch } from '../modelApi/modelApiFetch';
+import { servingCertificateSource, type ServerCertificate } from '../modelApi/servingCertificate';
 
 /**
  * The activities that start, watch and remove containers (training jobs and model APIs). Each is
@@ -199,13 +201,15 @@ export const MODEL_API_PORT = 8080;
 /**
  * The model API's container spec as the serving plan asks for it (region, size, served trees,
  * scaling); also used to restart a serving API a local host lost, with the plan it was launched with.
- * The credentials default to the local per-run key; an Azure launch passes the Key Vault key.
+ * The credentials default to the local per-run key; an Azure launch passes the Key Vault key, and
+ * on ACI the certificate the API serves.
  */
 export function modelApiSpec(
   ctx: PipelineContext,
   api: { groupName: string; modelName: string; versionId: string; instanceId: string; runId: string },
   plan: ServingPlanRecord | null,
   auth: ModelApiCredentials = modelApiCredentials(ctx.launcher.kind),
+  tls?: ServerCertificate,
 ): ContainerSpec {
   const s = ctx.settings;
   const storageEnv = containerStorageEnvironment(s, s.MODEL_API_IDENTITY_CLIENT_ID);
@@ -243,7 +247,22 @@ export function modelApiSpec(
           },
         }
       : {}),
+    ...(tls ? { tls } : {}),
   };
+}
+
+/**
+ * ACI has no TLS of its own, so the model API there serves the certificate given here (Key Vault
+ * or self-signed per launch); the other hosts bring their own TLS or stay on loopback. The key is
+ * only in this activity's memory and the ARM PUT: the output never carries it.
+ */
+export async function modelApiCertificate(
+  ctx: PipelineContext,
+  groupName: string,
+): Promise<ServerCertificate | undefined> {
+  return ctx.launcher.kind === 'aci'
+    ? servingCertificateSource(ctx.settings).forLaunch(groupName)
+    : undefined;
 }
 
 /** Same group name on every call for a run: relaunching a lost API re-creates it in place. */
@@ -253,7 +272,8 @@ export async function launchModelApi(
 ): Promise<ActivityOutput<'launchModelApi'>> {
   const groupName = modelApiGroupName(input.runId);
   const auth = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
-  const spec = modelApiSpec(ctx, { ...input, groupName }, input.plan, auth);
+  const tls = await modelApiCertificate(ctx, groupName);
+  const spec = modelApiSpec(ctx, { ...input, groupName }, input.plan, auth, tls);
   await ctx.launcher.create(spec);
   return {
     groupName,
@@ -274,7 +294,7 @@ const MODEL_INFO = z.looseObject({ versionId: z.string() });
 export async function checkModelApiHealth(
   ctx: PipelineContext,
   input: ParsedActivityInput<'checkModelApiHealth'>,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl?: ModelApiFetch,
 ): Promise<ActivityOutput<'checkModelApiHealth'>> {
   const state = await ctx.launcher.status(input.groupName);
   const unhealthy = { healthy: false, lost: false, endpoint: null, servingVersion: null };
@@ -289,15 +309,23 @@ export async function checkModelApiHealth(
   // Outside the try: a key that cannot be read is the activity's failure (typed, retried by its
   // rule), not an unhealthy API.
   const { headers } = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
+  // The certificate the group was launched with (ACI): recorded with the endpoint, pinned by every call.
+  const pinned = state.tls ? { tls: state.tls } : {};
+  const call = fetchImpl ?? modelApiFetch(state.tls);
   try {
-    const health = await fetchImpl(`${state.endpoint}/health`, { signal: AbortSignal.timeout(5000) });
+    const health = await call(`${state.endpoint}/health`, { signal: AbortSignal.timeout(5000) });
     if (health.status !== 200) {
-      return { ...unhealthy, endpoint: state.endpoint, detail: `/health answered ${health.status}` };
+      return {
+        ...unhealthy,
+        endpoint: state.endpoint,
+        ...pinned,
+        detail: `/health answered ${health.status}`,
+      };
     }
     const info = parseWith(
       MODEL_INFO,
       await (
-        await fetchImpl(`${state.endpoint}/model`, {
+        await call(`${state.endpoint}/model`, {
           headers,
           signal: AbortSignal.timeout(5000),
         })
@@ -309,6 +337,7 @@ export async function checkModelApiHealth(
       healthy,
       lost: false,
       endpoint: state.endpoint,
+      ...pinned,
       servingVersion: info.versionId,
       detail: healthy ? 'ok' : `serving ${info.versionId}, expected ${input.expectedVersionId}`,
     };
@@ -316,6 +345,7 @@ export async function checkModelApiHealth(
     return {
       ...unhealthy,
       endpoint: state.endpoint,
+      ...pinned,
       detail: error instanceof Error ? error.message : String(error),
     };
   }

@@ -8,6 +8,7 @@ import { footprintOfUsage } from './runRecording';
 import type { ReplicaUsage, ResourceUsage } from '../containers/launcher';
 import { keptColdStarts, scheduledSeconds, type ServeAccounting } from '../serving/serveAccounting';
 import { modelApiKeySource } from '../modelApi/credentials';
+import { modelApiFetch, type ModelApiFetch } from '../modelApi/modelApiFetch';
 import { azureMonitorReplicaReader, type AppReplicaReader } from '../sci/azureMonitorMetrics';
 
 /** Replica time of a period as Azure Monitor measured it, or why it could not be used. */
@@ -72,7 +73,7 @@ const SERVED_INFO = z.looseObject({ predictionsServed: z.number().int().nonnegat
 export async function retireModelApi(
   ctx: PipelineContext,
   input: ParsedActivityInput<'retireModelApi'>,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl: ModelApiFetch = modelApiFetch(input.previous.tls),
   replicas: AppReplicaReader | undefined = replicaReaderFor(ctx),
 ): Promise<StageUsage | null> {
   const { previous, endedAt, modelName } = input;
@@ -141,7 +142,7 @@ export async function retireAndRecordPeriod(
   input: ParsedActivityInput<'retireModelApi'>,
   replicas: AppReplicaReader | undefined = replicaReaderFor(ctx),
 ): Promise<StageUsage | null> {
-  const stage = await retireModelApi(ctx, input, fetch, replicas);
+  const stage = await retireModelApi(ctx, input, undefined, replicas);
   if (stage) {
     await ctx.servingLoad.savePeriod(
       input.modelName,

@@ -4,6 +4,7 @@ import { ConflictError } from '../errors';
 import { statusCodeOf } from '../errors/classify';
 import { parseJsonWith } from '../validation';
 import { SERVING_PLAN_RECORD_SCHEMA } from '../serving/servingPlanRecord';
+import { SERVER_PIN_SCHEMA } from '../modelApi/serverPin';
 
 /**
  * Which model-API container group serves each model, and the ones it replaced that are not yet
@@ -20,6 +21,11 @@ export const SERVING_SCHEMA = z.object({
   since: z.string(),
   /** The serving plan the API was launched with (null for APIs launched before plans existed). */
   plan: SERVING_PLAN_RECORD_SCHEMA.nullable().default(null),
+  /**
+   * The certificate the API serves when only a pin can trust it (ACI): every call to the endpoint
+   * trusts exactly this one, and its fingerprint is what other clients pin.
+   */
+  tls: SERVER_PIN_SCHEMA.optional(),
 });
 export type ServingRecord = z.output<typeof SERVING_SCHEMA>;
 

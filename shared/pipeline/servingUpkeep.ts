@@ -3,13 +3,20 @@ import { modelApiKeySource } from '../modelApi/credentials';
 import { scheduledActiveAt } from '../serving/servingPlanner';
 import { planFingerprint, describePlanRecord, type ServingPlanRecord } from '../serving/servingPlanRecord';
 import type { RecordedLoad } from '../serving/servingLoadStore';
-import { checkModelApiHealth, modelApiGroupName, modelApiSpec } from './containerActivities';
+import { modelApiFetch, type ModelApiFetch } from '../modelApi/modelApiFetch';
+import {
+  checkModelApiHealth,
+  modelApiCertificate,
+  modelApiGroupName,
+  modelApiSpec,
+} from './containerActivities';
 import type { PipelineContext } from './context';
 import { retrainInstanceId } from './contracts';
 import { planModelServing } from './servingPlanning';
 import { replicaReaderFor, retireAndRecordPeriod } from './servingActivities';
 import type { AppReplicaReader } from '../sci/azureMonitorMetrics';
 import type { ServingRecord } from './servingState';
+import { deployedPipelines } from '../pipelines/deployedPipelines';
 
 /**
  * What keeps serving matched to load and grid between retrains (the `servingPlanner` timer):
@@ -41,7 +48,7 @@ export async function recordLoadFrom(
   modelName: string,
   groupName: string,
   url: string,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl: ModelApiFetch = modelApiFetch(null),
 ): Promise<RecordedLoad> {
   const { headers } = await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind);
   const response = await fetchImpl(`${url}/metrics/load`, {
@@ -70,7 +77,7 @@ export type LoadCollection =
 export async function collectServingLoad(
   ctx: PipelineContext,
   modelName: string,
-  fetchImpl: typeof fetch = fetch,
+  fetchImpl?: ModelApiFetch,
   replicas: AppReplicaReader | undefined = replicaReaderFor(ctx),
 ): Promise<LoadCollection> {
   const serving = await ctx.serving.get(modelName);
@@ -93,7 +100,13 @@ export async function collectServingLoad(
   try {
     return {
       kind: 'recorded',
-      load: await recordLoadFrom(ctx, modelName, serving.groupName, serving.endpoint, fetchImpl),
+      load: await recordLoadFrom(
+        ctx,
+        modelName,
+        serving.groupName,
+        serving.endpoint,
+        fetchImpl ?? modelApiFetch(serving.tls),
+      ),
     };
   } catch (error) {
     // Not recorded means not watched: the load goes stale and the planner falls back, with a reason.
@@ -158,6 +171,7 @@ export async function replanServing(
     plan,
     // On Azure the key comes from Key Vault; the default (a per-run key) only works locally.
     await modelApiKeySource(ctx.settings).credentials(ctx.launcher.kind),
+    await modelApiCertificate(ctx, groupName),
   );
   await ctx.launcher.create(spec);
   const health = await waitHealthy(ctx, groupName, current.versionId, options.healthTimeoutMs ?? 60_000);
@@ -174,6 +188,7 @@ export async function replanServing(
     memoryGb: spec.memoryGb,
     since: ctx.now().toISOString(),
     plan,
+    ...(health.tls ? { tls: health.tls } : {}),
   };
   const retiring = await ctx.serving.switchFrom(modelName, current.groupName, next);
   if (retiring === null) {
@@ -224,25 +239,44 @@ export async function applyServingSchedule(
 
 const REPLAN_HOUR_UTC = 0;
 
-export interface ServingUpkeepReport {
-  readonly modelName: string;
-  readonly load: LoadCollection;
-  readonly replan: Replan | null;
-  readonly schedule: 'started' | 'stopped' | 'not-scheduled';
-}
+export type ServingUpkeepReport =
+  | {
+      readonly modelName: string;
+      readonly kind: 'done';
+      readonly load: LoadCollection;
+      readonly replan: Replan | null;
+      readonly schedule: 'started' | 'stopped' | 'not-scheduled';
+    }
+  | { readonly modelName: string; readonly kind: 'failed'; readonly reason: string };
 
-/** One run of the `servingPlanner` timer for every model that has a serving API. */
+/**
+ * One run of the `servingPlanner` timer: each declared model (and any model still served) in turn,
+ * its load every hour and its re-plan once a day. A model whose upkeep fails is reported and left
+ * for the next run; it never holds up the others.
+ */
 export async function servingUpkeep(ctx: PipelineContext): Promise<ServingUpkeepReport[]> {
   const reports: ServingUpkeepReport[] = [];
   const aci = ctx.launcher as Partial<Parameters<typeof applyServingSchedule>[2]>;
-  for (const { modelName } of await ctx.serving.listAll()) {
-    const load = await collectServingLoad(ctx, modelName);
-    const replan = ctx.now().getUTCHours() === REPLAN_HOUR_UTC ? await replanServing(ctx, modelName) : null;
-    const schedule =
-      typeof aci.stop === 'function' && typeof aci.start === 'function'
-        ? await applyServingSchedule(ctx, modelName, { stop: aci.stop.bind(aci), start: aci.start.bind(aci) })
-        : 'not-scheduled';
-    reports.push({ modelName, load, replan, schedule });
+  const models = new Set([
+    ...deployedPipelines(ctx.settings).pipelines.map((p) => p.name),
+    ...(await ctx.serving.listAll()).map((s) => s.modelName),
+  ]);
+  for (const modelName of models) {
+    try {
+      const load = await collectServingLoad(ctx, modelName);
+      const replan = ctx.now().getUTCHours() === REPLAN_HOUR_UTC ? await replanServing(ctx, modelName) : null;
+      const schedule =
+        typeof aci.stop === 'function' && typeof aci.start === 'function'
+          ? await applyServingSchedule(ctx, modelName, {
+              stop: aci.stop.bind(aci),
+              start: aci.start.bind(aci),
+            })
+          : 'not-scheduled';
+      reports.push({ modelName, kind: 'done', load, replan, schedule });
+    } catch (error) {
+      ctx.log(`serving upkeep of ${modelName} failed, next run retries: ${describeError(error)}`);
+      reports.push({ modelName, kind: 'failed', reason: describeError(error) });
+    }
   }
   return reports;
 }

@@ -18,6 +18,8 @@ export interface ServingPeriodLine {
   readonly open: boolean;
   readonly replicaHours: number;
   readonly replicaSource: string;
+  /** Why measured replica time (Azure Monitor) could not be used and the load hours were counted instead. */
+  readonly replicaFallbackReason: string | null;
   readonly predictions: number;
   readonly coldStarts: number;
   readonly coldStartMedianMs: number | null;
@@ -54,6 +56,7 @@ export function periodLine(footprint: StageFootprint, groupName: string, open: b
     open,
     replicaHours: (s?.replicaSeconds ?? 0) / 3600,
     replicaSource: s?.replicaSource ?? 'always-on',
+    replicaFallbackReason: s?.replicaFallbackReason ?? null,
     predictions: s?.predictions ?? footprint.functionalUnit.count,
     coldStarts: s?.coldStarts ?? 0,
     coldStartMedianMs: median(s?.coldStartMs ?? []),
@@ -76,9 +79,11 @@ export function summarisePeriods(periods: ServingPeriodLine[]): ServingSummary {
   };
 }
 
-/** Recorded periods plus the serving API's open one (read without disturbing it). */
-export async function servingSummary(ctx: PipelineContext): Promise<ServingSummary> {
-  const model = ctx.settings.MODEL_NAME;
+/** Recorded periods plus the serving API's open one (read without disturbing it), for one model. */
+export async function servingSummary(
+  ctx: PipelineContext,
+  model: string = ctx.settings.MODEL_NAME,
+): Promise<ServingSummary> {
   const recorded = await ctx.servingLoad.periods(model);
   const lines = recorded.map((f, i) => periodLine(f, `period-${i + 1}`, false));
   const current = await ctx.serving.get(model);
@@ -103,6 +108,9 @@ export function formatServing(s: ServingSummary): string[] {
       `  ${p.startedAt.slice(0, 16).replace('T', ' ')}  ${p.open ? 'now (serving)   ' : p.endedAt.slice(0, 16).replace('T', ' ')}  ${p.plan.slice(0, 68).padEnd(68)} ${p.replicaHours.toFixed(1).padStart(9)}  ${String(p.predictions).padStart(11)}  ${cold.padStart(23)}  ${p.grams.toFixed(2).padStart(6)}  ${(p.gramsPer1000Predictions === null ? '-' : p.gramsPer1000Predictions.toFixed(3)).padStart(9)}  ${p.alwaysOnGrams.toFixed(1).padStart(15)}`,
     );
     if (p.fallback) lines.push(`    ${p.plan.slice(Math.max(0, p.plan.indexOf('(fallback')))}`);
+    if (p.replicaFallbackReason !== null) {
+      lines.push(`    replica-h estimated from load hours: ${p.replicaFallbackReason}`);
+    }
   }
   if (s.saving !== null) {
     lines.push(

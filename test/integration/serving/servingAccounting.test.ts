@@ -163,6 +163,31 @@ describe('serve-stage footprint', () => {
       'api-x',
       false,
     );
+    // A Container App period whose replica time Azure Monitor could not give: the report says why.
+    const estimated = periodLine(
+      {
+        ...footprint,
+        serving: {
+          plan: null,
+          replicaSeconds: 3600,
+          replicaSource: 'load-hours',
+          replicaFallbackReason: 'Azure Monitor Replicas has 10 of 180 minutes without data',
+          predictions: 0,
+          requests: 0,
+          coldStarts: 0,
+          coldStartMs: [],
+          alwaysOnGrams: footprint.totalGrams,
+        },
+      },
+      'api-y',
+      false,
+    );
+    expect(line.replicaFallbackReason).toBeNull();
+    expect(estimated.replicaFallbackReason).toBe('Azure Monitor Replicas has 10 of 180 minutes without data');
+    expect(formatServing(summarisePeriods([line, estimated])).join('\n')).toContain(
+      '    replica-h estimated from load hours: Azure Monitor Replicas has 10 of 180 minutes without data',
+    );
+    expect(formatServing(summarisePeriods([line])).join('\n')).not.toContain('estimated from load hours');
     const summary = summarisePeriods([line]);
     expect(summary.saving).toBeCloseTo(1 - 1 / 40, 10);
     expect(line).toMatchObject({

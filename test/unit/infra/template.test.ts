@@ -85,7 +85,7 @@ const REVIEWED_ROLE_ASSIGNMENTS = [
   'functionApp → Managed Identity Operator → identity training',
   'functionApp → Managed Identity Operator → identity modelapi',
   'functionApp → Monitoring Metrics Publisher → Application Insights',
-  'functionApp → Key Vault Secrets User → vault',
+  'functionApp → Key Vault Secrets User → vault / secret model-api-key',
   'training → Storage Blob Data Reader → data account / container invoices [ABAC: read accepted/ only]',
   'training → Storage Blob Data Contributor → data account / container models [ABAC: write */versions/* only]',
   'training → AcrPull → registry',
@@ -303,6 +303,24 @@ describeCompiledTemplate('compiled ARM template (infra/main.bicep)', () => {
   describe('identities and roles', () => {
     it('the role assignments are exactly the reviewed table', () => {
       expect(roleAssignmentTable(resources)).toEqual(REVIEWED_ROLE_ASSIGNMENTS);
+    });
+
+    it('the Function App reads only the secrets it uses: a provider token and the ACI TLS certificate when given', () => {
+      const withSecrets = deployedResources(template, {
+        ...PARAMETERS,
+        electricityMapsApiToken: 'token',
+        modelApiTlsCertificateName: 'model-api-tls',
+      });
+      const grants = roleAssignmentTable(withSecrets).filter((row) => row.includes('Key Vault'));
+      expect(grants).toEqual(
+        [
+          'functionApp → Key Vault Secrets User → vault / secret model-api-key',
+          'functionApp → Key Vault Secrets User → vault / secret electricitymaps-api-token',
+          'functionApp → Key Vault Secrets User → vault / secret model-api-tls',
+          'modelApi → Key Vault Secrets User → vault / secret model-api-key',
+          'deployer → Key Vault Secrets Officer → vault',
+        ].sort(),
+      );
     });
 
     it('no role is granted at subscription scope or to an unknown principal', () => {
