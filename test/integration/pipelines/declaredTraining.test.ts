@@ -17,7 +17,8 @@ import {
   modelApiGroupName,
   modelApiSpec,
 } from '../../../shared/pipeline/containerActivities';
-import type { PipelineContext } from '../../../shared/pipeline/context';
+import { containerStorageEnvironment, type PipelineContext } from '../../../shared/pipeline/context';
+import { EXIT_BAD_INPUT } from '../../../containers/training/main';
 import { parseModelArtifact } from '../../../shared/pipeline/modelCache';
 import { DECLARED_ARTIFACT_FORMAT } from '../../../shared/pipelines/declaredModel';
 import { deployedPipeline } from '../../../shared/pipelines/deployedPipelines';
@@ -218,6 +219,46 @@ describe('declared pipeline: training container and model API', () => {
       hyperparameters: expect.objectContaining({ trees: 6 }),
     });
     expect(parseModelArtifact(await ctx.registry.downloadArtifact('vat-rate', 'vr-1')).format).toBe('single');
+  });
+});
+
+describe('declared pipeline: a bad declaration in the real container', () => {
+  jest.setTimeout(60_000);
+
+  it('exits with the bad-input code and one log line naming the problem', async () => {
+    const storage = containerStorageEnvironment(ctx.settings, ctx.settings.TRAINING_IDENTITY_CLIENT_ID);
+    const groupName = 'train-bad-definition';
+    await launcher.create({
+      groupName,
+      role: 'training',
+      image: ctx.settings.TRAINING_IMAGE,
+      region: 'swedencentral',
+      cpuCores: 1,
+      memoryGb: 1,
+      environment: {
+        ...storage.environment,
+        MODEL_NAME: 'account-code',
+        VERSION_ID: 'bad-1',
+        DATA_BLOBS: JSON.stringify((await ctx.invoices.listAccepted()).map((b) => b.name)),
+        PIPELINE_DEFINITION: JSON.stringify({
+          name: 'account-code',
+          label: 'accountCode',
+          features: [{ column: 'colour', kind: 'numeric' }],
+        }),
+      },
+      secureEnvironment: storage.secureEnvironment,
+      tags: { stage: 'train' },
+    });
+    const state = await finished(groupName);
+    const logs = await launcher.logs(groupName);
+    await launcher.delete(groupName);
+    expect(state).toMatchObject({ kind: 'failed', exitCode: EXIT_BAD_INPUT });
+    expect(logs).toMatch(
+      /^training failed: CONFIG_INVALID: Invalid training job \(1\): PIPELINE_DEFINITION: features\[0\]: unknown column "colour"/m,
+    );
+    await expect(ctx.registry.listVersions('account-code')).resolves.not.toContainEqual(
+      expect.objectContaining({ versionId: 'bad-1' }),
+    );
   });
 });
 
