@@ -5,6 +5,7 @@ import { loadSettings } from '../shared/config';
 import { generateWeek, type GeneratorOptions } from '../shared/invoices/generator';
 import { serializeCsv } from '../shared/invoices/serialize';
 import { processBlobEvent } from '../shared/pipeline/blobEvents';
+import { evaluatedRecords } from '../shared/pipeline/batchEvaluation';
 import { startAzurite } from '../shared/storage/azurite';
 import { composePipeline } from '../functions/composition';
 import { LocalHost } from '../functions/local/localHost';
@@ -38,7 +39,8 @@ export interface MemoryRow extends ChildResult {
 }
 
 const MIB = 1024 * 1024;
-const generator = (rowsPerWeek: number): GeneratorOptions => ({
+/** The generated world of the memory benchmarks' batches. */
+export const generator = (rowsPerWeek: number): GeneratorOptions => ({
   scenario: 'stable',
   weeks: 1,
   rowsPerWeek,
@@ -46,7 +48,8 @@ const generator = (rowsPerWeek: number): GeneratorOptions => ({
   startDate: '2024-08-26',
 });
 
-function batchStream(rows: number): Readable {
+/** A generated CSV batch of `rows` rows, streamed in 256 KiB pieces. */
+export function batchStream(rows: number): Readable {
   return Readable.from(
     (function* () {
       let buffered = '';
@@ -75,7 +78,7 @@ function settingsFor(connectionString: string) {
   });
 }
 
-function eventFor(name: string) {
+export function eventFor(name: string) {
   return {
     id: `bench-${name}`,
     eventType: 'Microsoft.Storage.BlobCreated',
@@ -106,7 +109,7 @@ async function child(connectionString: string, name: string, warmup: string): Pr
   clearInterval(sampler);
   heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed / MIB);
   return {
-    rows: outcome.kind === 'evaluated' ? outcome.record.rowsRead : 0,
+    rows: outcome.kind === 'evaluated' ? (evaluatedRecords(outcome)[0]?.rowsRead ?? 0) : 0,
     seconds,
     warmPeakRssMiB,
     peakRssMiB: peakRssMiB(),

@@ -92,11 +92,15 @@ export class DemoServing {
       if (served.length > 0) {
         for (const [i, rows] of burst.rowsPerCall.entries()) {
           this.clock.advanceTo(new Date(burst.startMs + i * burst.spacingMs));
-          for (const { pipeline, serving } of served) {
-            const count = calls.get(pipeline.name)!;
-            count.calls++;
-            if (!(await this.predict(pipeline, serving.endpoint, i, rows))) count.failedCalls++;
-          }
+          // Every model's API gets the call at once: sent one after the other, each API would sit
+          // idle past its scale-in timeout while the others answer, and pay a cold start per call.
+          await Promise.all(
+            served.map(async ({ pipeline, serving }) => {
+              const count = calls.get(pipeline.name)!;
+              count.calls++;
+              if (!(await this.predict(pipeline, serving.endpoint, i, rows))) count.failedCalls++;
+            }),
+          );
         }
         for (const { pipeline } of served) await collectServingLoad(this.ctx, pipeline.name);
         // Idle for the cooldown a scaling host waits before scaling in, then at zero.

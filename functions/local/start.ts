@@ -165,12 +165,19 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
     const host = await LocalHost.create(ctx, clock, {
       onBatch: (outcome) => {
         if (outcome.kind === 'evaluated') {
-          const r = outcome.record;
-          const accuracy =
-            r.accuracy === null ? 'no champion yet' : `accuracy ${(r.accuracy * 100).toFixed(1)} %`;
-          progress(
-            `${r.batchName}: ${r.rowsAccepted} rows, ${accuracy} -> ${r.decision.kind} (${outcome.action})`,
-          );
+          for (const result of outcome.pipelines) {
+            if (result.kind === 'skipped') {
+              progress(`${outcome.batchName}: skipped for ${result.modelName}: ${result.reason}`);
+              continue;
+            }
+            const r = result.record;
+            const accuracy =
+              r.accuracy === null ? 'no champion yet' : `accuracy ${(r.accuracy * 100).toFixed(1)} %`;
+            const model = outcome.pipelines.length > 1 ? ` [${r.modelName}]` : '';
+            progress(
+              `${r.batchName}${model}: ${r.rowsAccepted} rows, ${accuracy} -> ${r.decision.kind} (${result.action})`,
+            );
+          }
         } else if (outcome.kind === 'quarantined') {
           progress(`${outcome.batchName}: quarantined (${outcome.code}) ${outcome.reason}`);
         }

@@ -3,7 +3,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { Settings } from '../config';
 import { defaultCredential } from './credentials';
 import type { ServerPin } from './serverPin';
-import { ProviderError } from '../errors';
+import { ProviderError, ValidationError } from '../errors';
 import {
   parseKeyVaultSecretUri,
   readKeyVaultSecret,
@@ -35,7 +35,11 @@ const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----E
 /** The pin of the leaf (first) certificate of a PEM chain. */
 export function pinOf(certificatePem: string): ServerPin {
   const leaf = pemBlocks(certificatePem).find((b) => b.label === 'CERTIFICATE');
-  if (!leaf) throw new Error('no CERTIFICATE block in the PEM');
+  if (!leaf) {
+    throw new ValidationError('Invalid server certificate: no CERTIFICATE block in the PEM', [
+      { path: 'certificatePem', message: 'no CERTIFICATE block' },
+    ]);
+  }
   return { certificatePem: leaf.pem, sha256Fingerprint: new X509Certificate(leaf.pem).fingerprint256 };
 }
 

@@ -49,11 +49,11 @@ export async function loadModel(
   registry: ModelRegistry,
   modelName: string,
   versionId: string,
-  options: { expectedSha256?: string } = {},
+  options: { expectedSha256?: string; fresh?: boolean } = {},
 ): Promise<LoadedModel> {
   const prefix = `${registry.containerName}/${modelName}/`;
   const key = prefix + versionId;
-  let loading = cache.get(key);
+  let loading = options.fresh ? undefined : cache.get(key);
   if (!loading) {
     loading = download(registry, modelName, versionId);
     loading.catch(() => cache.delete(key));
@@ -98,22 +98,4 @@ export async function loadChampion(registry: ModelRegistry, modelName: string): 
   return loadModel(registry, modelName, champion.pointer.versionId, {
     expectedSha256: champion.pointer.artifactSha256,
   });
-}
-
-/**
- * A version in the single-model format, for the paths that still score with the single-model
- * evaluator; a declared artifact there is a ModelInvalidError naming the format it has.
- */
-export async function loadModelVersion(
-  ctx: { registry: ModelRegistry },
-  modelName: string,
-  versionId: string,
-): Promise<TrainedModel> {
-  const model = await loadModel(ctx.registry, modelName, versionId);
-  if (model.format !== 'single') {
-    throw new ModelInvalidError(
-      `${modelName}/${versionId} is a declared-pipeline artifact; this path reads only the single-model format`,
-    );
-  }
-  return model.single;
 }

@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { format } from 'node:util';
 import { DefaultAzureCredential } from '@azure/identity';
 import type { FastifyInstance } from 'fastify';
 import { parseApiSettings } from '../../../containers/model-api/apiSettings';
@@ -27,12 +26,13 @@ import { retireModelApi } from '../../../shared/pipeline/servingActivities';
 import { collectServingLoad } from '../../../shared/pipeline/servingUpkeep';
 import { invoiceRows, smallServingModel } from '../containers-entrypoints/invoiceFixtures';
 import { startFakeArm, type FakeArm } from '../../support/fakeArm';
+import type { FakeKeyVault } from '../../support/fakeKeyVault';
 import {
-  startFakeKeyVault,
-  startFakeTokenEndpoint,
-  type FakeKeyVault,
-  type FakeTokenEndpoint,
-} from '../../support/fakeKeyVault';
+  alwaysOnAciPlan,
+  captureConsole,
+  startManagedIdentityVault,
+  type ManagedIdentityVault,
+} from '../../support/managedIdentityVault';
 import { uniqueName } from '../../support/storage';
 
 /**
@@ -46,8 +46,8 @@ const KEY = `kv-model-api-key-${'Tls'.repeat(12)}`;
 const RG = 'rg-tls-test';
 const VERSION = 'v-tls-1';
 
+let identity: ManagedIdentityVault;
 let vault: FakeKeyVault;
-let tokens: FakeTokenEndpoint;
 let arm: FakeArm;
 let model: ServingModel;
 let captured: string[];
@@ -55,36 +55,22 @@ const restores: (() => void)[] = [];
 const servers: FastifyInstance[] = [];
 const dirs: string[] = [];
 const privateKeys: string[] = [];
-const savedEnv = {
-  IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT,
-  IDENTITY_HEADER: process.env.IDENTITY_HEADER,
-};
 
 beforeAll(async () => {
-  vault = await startFakeKeyVault();
-  tokens = await startFakeTokenEndpoint((token) => vault.acceptedTokens.add(token));
+  identity = await startManagedIdentityVault();
+  vault = identity.vault;
   arm = await startFakeArm();
-  process.env.IDENTITY_ENDPOINT = tokens.endpoint;
-  process.env.IDENTITY_HEADER = tokens.identityHeader;
   vault.setSecret('model-api-key', KEY);
   model = await smallServingModel(VERSION);
 });
 
 afterAll(async () => {
-  for (const [name, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-  await Promise.all([vault.close(), tokens.close(), arm.close()]);
+  await Promise.all([identity.close(), arm.close()]);
 });
 
 beforeEach(() => {
   captured = [];
-  for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-    const original = console[method];
-    console[method] = (...args: unknown[]) => void captured.push(format(...args));
-    restores.push(() => (console[method] = original));
-  }
+  restores.push(captureConsole(captured));
 });
 
 afterEach(async () => {
@@ -104,22 +90,7 @@ function secretUri(name: string): string {
   return `${vault.vaultUrl}/secrets/${name}`;
 }
 
-const ALWAYS_ON_PLAN = {
-  kind: 'always-on-fallback' as const,
-  host: 'aci' as const,
-  region: 'westeurope',
-  rttMs: 0,
-  size: { cpuCores: 1, memoryGb: 2 },
-  servedTrees: null,
-  fullTrees: null,
-  servedAccuracy: null,
-  fullAccuracy: null,
-  scaling: { kind: 'always-on' as const },
-  peakRowsPerSecond: null,
-  expectedP999Ms: null,
-  reasons: ['the TLS tests need one always-on API'],
-  plannedAt: '2026-12-03T12:00:00Z',
-};
+const ALWAYS_ON_PLAN = alwaysOnAciPlan('the TLS tests need one always-on API');
 
 async function aciContext(extra: Partial<Record<keyof Settings, string>> = {}): Promise<PipelineContext> {
   const settings = loadSettings({

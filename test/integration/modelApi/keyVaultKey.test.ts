@@ -1,4 +1,3 @@
-import { format } from 'node:util';
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { DefaultAzureCredential } from '@azure/identity';
 import { setLogLevel, type AzureLogLevel } from '@azure/logger';
@@ -17,12 +16,13 @@ import { LocalLauncher } from '../../../shared/containers/localLauncher';
 import { startFakeArm, type FakeArm } from '../../support/fakeArm';
 import { startFakeContainerAppsArm } from '../../support/fakeContainerAppsArm';
 import { testStorage } from '../../support/storage';
+import type { FakeKeyVault, FakeTokenEndpoint } from '../../support/fakeKeyVault';
 import {
-  startFakeKeyVault,
-  startFakeTokenEndpoint,
-  type FakeKeyVault,
-  type FakeTokenEndpoint,
-} from '../../support/fakeKeyVault';
+  alwaysOnAciPlan,
+  captureConsole,
+  startManagedIdentityVault,
+  type ManagedIdentityVault,
+} from '../../support/managedIdentityVault';
 
 /**
  * The model-API key on Azure: read from a loopback Key Vault (its wire format, over HTTPS) with the
@@ -34,41 +34,27 @@ import {
 const KEY = `kv-model-api-key-${'Zq8'.repeat(12)}`;
 const ROTATED = `kv-rotated-model-api-key-${'Wp3'.repeat(12)}`;
 
+let identity: ManagedIdentityVault;
 let vault: FakeKeyVault;
 let tokens: FakeTokenEndpoint;
 let arm: FakeArm;
 let captured: string[];
 const restores: (() => void)[] = [];
-const savedEnv = {
-  IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT,
-  IDENTITY_HEADER: process.env.IDENTITY_HEADER,
-};
 
 beforeAll(async () => {
-  vault = await startFakeKeyVault();
-  // Every token the identity endpoint issues is one the vault accepts (as Entra and Key Vault agree).
-  tokens = await startFakeTokenEndpoint((token) => vault.acceptedTokens.add(token));
-  arm = await startFakeArm();
   // App Service's managed identity, as the Function App sees it.
-  process.env.IDENTITY_ENDPOINT = tokens.endpoint;
-  process.env.IDENTITY_HEADER = tokens.identityHeader;
+  identity = await startManagedIdentityVault();
+  ({ vault, tokens } = identity);
+  arm = await startFakeArm();
 });
 
 afterAll(async () => {
-  for (const [name, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-  await Promise.all([vault.close(), tokens.close(), arm.close()]);
+  await Promise.all([identity.close(), arm.close()]);
 });
 
 beforeEach(() => {
   captured = [];
-  for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-    const original = console[method];
-    console[method] = (...args: unknown[]) => void captured.push(format(...args));
-    restores.push(() => (console[method] = original));
-  }
+  restores.push(captureConsole(captured));
   for (const stream of [process.stdout, process.stderr]) {
     const original = stream.write;
     // Swallowed, not echoed: the SDK's verbose log is long.
@@ -87,22 +73,7 @@ afterEach(() => {
 });
 
 /** The serving plan the launches below run: one always-on API (the plan's own tests live elsewhere). */
-const ALWAYS_ON_PLAN = {
-  kind: 'always-on-fallback' as const,
-  host: 'aci' as const,
-  region: 'westeurope',
-  rttMs: 0,
-  size: { cpuCores: 1, memoryGb: 2 },
-  servedTrees: null,
-  fullTrees: null,
-  servedAccuracy: null,
-  fullAccuracy: null,
-  scaling: { kind: 'always-on' as const },
-  peakRowsPerSecond: null,
-  expectedP999Ms: null,
-  reasons: ['the key tests need one always-on API'],
-  plannedAt: '2026-12-03T12:00:00Z',
-};
+const ALWAYS_ON_PLAN = alwaysOnAciPlan('the key tests need one always-on API');
 
 function secretUri(name = 'model-api-key'): string {
   return `${vault.vaultUrl}/secrets/${name}`;
