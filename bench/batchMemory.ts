@@ -5,6 +5,7 @@ import { loadSettings } from '../shared/config';
 import { generateWeek, type GeneratorOptions } from '../shared/invoices/generator';
 import { serializeCsv } from '../shared/invoices/serialize';
 import { processBlobEvent } from '../shared/pipeline/blobEvents';
+import { evaluatedRecords } from '../shared/pipeline/batchEvaluation';
 import { startAzurite } from '../shared/storage/azurite';
 import { composePipeline } from '../functions/composition';
 import { LocalHost } from '../functions/local/localHost';
@@ -106,7 +107,7 @@ async function child(connectionString: string, name: string, warmup: string): Pr
   clearInterval(sampler);
   heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed / MIB);
   return {
-    rows: outcome.kind === 'evaluated' ? outcome.record.rowsRead : 0,
+    rows: outcome.kind === 'evaluated' ? (evaluatedRecords(outcome)[0]?.rowsRead ?? 0) : 0,
     seconds,
     warmPeakRssMiB,
     peakRssMiB: peakRssMiB(),

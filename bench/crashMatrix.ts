@@ -20,8 +20,8 @@ import { parseJsonWith } from '../shared/validation';
  * `--extended` adds more steps to the five of the issue. The uninterrupted run is repeated
  * `--references` times first: the demo must be deterministic, or no resume could match it.
  *
- * Compared: decisions per batch, retrains (outcome, challenger accuracy), champion version,
- * accuracy and artifact SHA-256, model APIs running at the end (must be exactly 1) and answering
+ * Compared, per model: decisions per batch, retrains (outcome, challenger accuracy), champion version,
+ * accuracy and artifact SHA-256, model APIs running at the end (exactly one per model with a champion) and answering
  * /predict, and leftover processes (any process whose command line names the run's folder or whose
  * environment names one of its Azurite ports) after the resumed run exited (must be 0).
  */
@@ -65,7 +65,8 @@ const EXTENDED_POINTS: Record<string, string> = {
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT'] as const;
 type StopSignal = (typeof SIGNALS)[number];
 
-const SUMMARY_SCHEMA = z.looseObject({
+const MODEL_SUMMARY_SCHEMA = z.looseObject({
+  model: z.string(),
   batches: z.array(z.looseObject({ batch: z.string(), decision: z.string() })),
   runs: z.array(z.looseObject({ outcome: z.string(), challengerAccuracy: z.number().nullable() })),
   prediction: z.unknown(),
@@ -73,6 +74,11 @@ const SUMMARY_SCHEMA = z.looseObject({
     .object({ versionId: z.string(), accuracy: z.number(), artifactSha256: z.string().nullable() })
     .nullable(),
   servingVersionId: z.string().nullable(),
+});
+type ModelSummary = z.output<typeof MODEL_SUMMARY_SCHEMA>;
+/** The demo runs every declared model (two by default): each is compared on its own. */
+const SUMMARY_SCHEMA = z.looseObject({
+  models: z.array(MODEL_SUMMARY_SCHEMA).min(1),
   modelApisRunning: z.number(),
   containersLeftRunning: z.number(),
 });
@@ -147,18 +153,27 @@ function readSummary(outDir: string): Summary | null {
   return parseJsonWith(SUMMARY_SCHEMA, fs.readFileSync(file, 'utf8'), 'demo summary');
 }
 
-const decisionsOf = (s: Summary) => s.batches.map((b) => `${b.decision}`).join(',');
-const retrainsOf = (s: Summary) =>
-  s.runs
+const perModel = (of: (m: ModelSummary) => string) => (s: Summary) =>
+  s.models.map((m) => (s.models.length > 1 ? `${m.model}: ${of(m)}` : of(m))).join('; ');
+const decisionsOf = perModel((m) => m.batches.map((b) => `${b.decision}`).join(','));
+const retrainsOf = perModel((m) =>
+  m.runs
     .map(
       (r) => `${r.outcome}@${r.challengerAccuracy === null ? '-' : (r.challengerAccuracy * 100).toFixed(2)}`,
     )
-    .join(',');
-const championOf = (s: Summary) =>
-  s.champion
-    ? `${s.champion.versionId} ${(s.champion.accuracy * 100).toFixed(2)}% sha256:${(s.champion.artifactSha256 ?? '-').slice(0, 12)}`
-    : 'none';
+    .join(','),
+);
+const championOf = perModel((m) =>
+  m.champion
+    ? `${m.champion.versionId} ${(m.champion.accuracy * 100).toFixed(2)}% sha256:${(m.champion.artifactSha256 ?? '-').slice(0, 12)}`
+    : 'none',
+);
 const outcomeOf = (s: Summary) => `${decisionsOf(s)} | ${retrainsOf(s)} | ${championOf(s)}`;
+/** Exactly one API per model with a champion, each answering /predict. */
+const apisServing = (s: Summary) => {
+  const served = s.models.filter((m) => m.champion !== null);
+  return s.modelApisRunning === served.length && served.every((m) => m.prediction !== null);
+};
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -224,7 +239,7 @@ async function main(): Promise<number> {
       const expectedExit = signal === 'SIGKILL' ? null : signal === 'SIGINT' ? 130 : 143;
       const stopOk = killed.reachedMarker && killed.exitCode === expectedExit;
       const same = summary !== null && outcomeOf(summary) === outcomeOf(reference);
-      const oneApi = summary !== null && summary.modelApisRunning === 1 && summary.prediction !== null;
+      const oneApi = summary !== null && apisServing(summary);
       const ok = stopOk && resumed.exitCode === 0 && same && oneApi && leftovers.length === 0;
       if (ok) passed++;
       const compare = (of: (s: Summary) => string) =>

@@ -3,8 +3,10 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import Fastify, { LogController } from 'fastify';
-import { parsePredictRequest } from '../containers/model-api/predictRequest';
-import { predictInvoices } from '../containers/model-api/predictor';
+import { parsePredictRequest, parseRowsFor, rowSpecFor } from '../containers/model-api/predictRequest';
+import { predictInvoices, predictPathChunk, servingPath } from '../containers/model-api/predictor';
+import { trainDeclaredModel } from '../shared/pipelines/declaredModel';
+import { findPipeline, loadPipelineManifest, pipelineDefaultsFromEnv } from '../shared/pipelines/manifest';
 import { table as formatTable } from '../shared/cli/table';
 import { sampleProcUsage } from '../shared/containers/processUsage';
 import { generateWeek } from '../shared/invoices/generator';
@@ -301,6 +303,38 @@ function inProcessSplit(
   };
 }
 
+/** The same split for a declared pipeline's model (sample account-code declaration), as the API serves it. */
+async function declaredSplit(
+  body: Buffer,
+  rows: readonly InvoiceRow[],
+  trees: number,
+): Promise<{ validateMs: number; predictMs: number }> {
+  const manifest = loadPipelineManifest({
+    ...pipelineDefaultsFromEnv({}),
+    PIPELINES_FILE: path.resolve(__dirname, '..', '..', 'pipelines.sample.json'),
+  });
+  const account = findPipeline(manifest, 'account-code');
+  const { model } = await trainDeclaredModel(
+    { ...account, forest: { ...account.forest, trees } },
+    rows.map((row, i) => ({ kind: 'accepted' as const, rowNumber: i + 1, row })),
+    { seed: 21, versionId: 'bench-declared', dataWindow: ['bench-week-0.csv'] },
+  );
+  const served = servingPath(model);
+  const spec = rowSpecFor(served);
+  const json: unknown = JSON.parse(body.toString('utf8'));
+  const checked = parseRowsFor(json, spec).rows;
+  const time = (work: () => void): number => {
+    for (let i = 0; i < 20; i++) work();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < 300; i++) work();
+    return Number(process.hrtime.bigint() - t0) / 1e6 / 300;
+  };
+  return {
+    validateMs: time(() => parseRowsFor(json, spec)),
+    predictMs: time(() => predictPathChunk(served, checked)),
+  };
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === BASELINE_ARG) return runBaselineServer();
   const flags = benchFlags(process.argv.slice(2));
@@ -428,6 +462,7 @@ async function main(): Promise<void> {
     }
 
     const split = inProcessSplit(scenarios[1].body, trained.model);
+    const declared = await declaredSplit(scenarios[1].body, rows, flags.trees);
     const attack = flags.attack ? await attackComparison(api, scenarios[0].body, flags) : null;
     const apiExit = await stop(api);
     const baselineExit = await stop(baseline);
@@ -454,6 +489,10 @@ async function main(): Promise<void> {
     out.push(
       `in-process, one 100-row request: JSON.parse ${split.parseMs.toFixed(3)} ms, validation ${split.validateMs.toFixed(3)} ms, ` +
         `prediction ${split.predictMs.toFixed(3)} ms`,
+    );
+    out.push(
+      `in-process, the same request to a declared model (account-code, ${flags.trees} trees, its own encoding): ` +
+        `validation ${declared.validateMs.toFixed(3)} ms, prediction ${declared.predictMs.toFixed(3)} ms`,
     );
     out.push(`check request: ${agree}/100 predictions equal the generated labels`);
     out.push(

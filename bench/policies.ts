@@ -17,13 +17,14 @@ import {
   retrainCost,
   type TrainingCostModel,
 } from './replay/costModel';
-import { runReplay, type ReplayConfig } from './replay/engine';
+import { runReplay, warmTreeShare, type ReplayConfig } from './replay/engine';
 import { renderReplayHtml } from './replay/html';
 import {
   formatCaseTable,
   formatDecomposition,
   formatSchedulerFootprint,
   formatSummary,
+  formatThresholdSplit,
   summarise,
   tableOf,
   TARGETS,
@@ -52,6 +53,7 @@ const FLAGS_SCHEMA = z.object({
   trees: z.coerce.number().int().min(1).max(200).optional(),
   zones: list,
   scenarios: list,
+  trainingMode: z.enum(['full', 'warm-start']).optional(),
 });
 
 async function main(): Promise<void> {
@@ -64,7 +66,8 @@ async function main(): Promise<void> {
     .option('--rows-per-week <n>', 'generated rows per weekly batch (default 2000, quick 1000)')
     .option('--trees <n>', 'trees of the replayed models (default 20, quick 10)')
     .option('--zones <list>', 'trace zones to replay (default: all)')
-    .option('--scenarios <list>', `scenarios (default: ${SCENARIOS.join(',')})`);
+    .option('--scenarios <list>', `scenarios (default: ${SCENARIOS.join(',')})`)
+    .option('--training-mode <mode>', 'how our policies retrain: full | warm-start (default: TRAINING_MODE)');
   program.parse(process.argv);
   const flags = parseWith(FLAGS_SCHEMA, program.opts(), 'bench:policies flags');
   const quick = flags.quick;
@@ -123,11 +126,13 @@ async function main(): Promise<void> {
     thresholds: thresholdsFromSettings(settings),
     seed: flags.seed,
     batchHourUtc: 9,
+    trainingMode: flags.trainingMode ?? settings.TRAINING_MODE,
   };
   log(
     `Replaying ${config.weeks} weeks × ${scenarios.length} scenarios × ${zoneYears.length} zone-years ` +
       `(${zoneYears.map(zoneYearLabel).join(', ')}); models: ${config.model.rowsPerWeek} rows/week, ` +
-      `${trees} trees, window ${windowWeeks} weeks, batches Mondays 09:00 UTC.\n`,
+      `${trees} trees, window ${windowWeeks} weeks, batches Mondays 09:00 UTC; our policies retrain ` +
+      `${config.trainingMode === 'warm-start' ? `by warm start (${Math.round(warmTreeShare(DEFAULT_PRODUCTION_JOB.trees) * 100)} % new trees on the weeks since the champion's newest)` : 'on the full window'}, the peers on the full window.\n`,
   );
   const startedAt = performance.now();
   const progress = new ProgressBar(
@@ -160,6 +165,7 @@ async function main(): Promise<void> {
     );
     for (const s of summaries) process.stdout.write(formatSummary(s));
     for (const s of summaries) process.stdout.write(formatDecomposition(s));
+    for (const s of summaries) process.stdout.write(formatThresholdSplit(s));
     for (const s of summaries) process.stdout.write(formatSchedulerFootprint(s));
     process.stdout.write(`${trainings} real model trainings; replay took ${seconds.toFixed(1)} s.\n`);
   }

@@ -8,6 +8,7 @@ import { measuredCapacityProfile, type ReplicaSize } from '../shared/serving/cap
 import { syntheticArrivals } from '../shared/serving/loadTrace';
 import { compareServingPlans, describePlan } from '../shared/serving/servingComparison';
 import { TreeCountEvaluator } from '../shared/serving/treeCountAccuracy';
+import { legacyPredictor } from '../shared/pipelines/multiScoring';
 import { readFlags } from './support/childRun';
 
 /**
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
     modelName: 'vat-rate',
     versionId: 'bench-serving',
   });
-  const evaluator = new TreeCountEvaluator(trained.model);
+  const evaluator = new TreeCountEvaluator(legacyPredictor(trained.model));
   for (const row of generateWeek({ scenario: 'stable', weeks: 2, rowsPerWeek: 20_000, seed: 41 }, 1)) {
     if (isHoldoutRow(row.invoiceId)) evaluator.add(row);
   }

@@ -103,12 +103,11 @@ export async function servingPlanner(context: InvocationContext): Promise<void> 
   );
   context.log(
     JSON.stringify(
-      reports.map((r) => ({
-        model: r.modelName,
-        load: r.load.kind,
-        replan: r.replan?.kind ?? null,
-        schedule: r.schedule,
-      })),
+      reports.map((r) =>
+        r.kind === 'failed'
+          ? { model: r.modelName, failed: r.reason }
+          : { model: r.modelName, load: r.load.kind, replan: r.replan?.kind ?? null, schedule: r.schedule },
+      ),
     ),
   );
 }

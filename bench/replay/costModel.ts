@@ -137,10 +137,13 @@ export function fitCostModel(
   };
 }
 
-/** Cost of one production retrain on `windowWeeks` weekly batches. */
-export function retrainCost(model: TrainingCostModel, windowWeeks: number): RetrainCost {
+/**
+ * Cost of one production retrain on `windowWeeks` weekly batches; a warm start grows only
+ * `treeShare` of the production trees (tree growth is the CPU: it scales with the trees grown).
+ */
+export function retrainCost(model: TrainingCostModel, windowWeeks: number, treeShare = 1): RetrainCost {
   const rows = windowWeeks * model.production.rowsPerWeek;
-  const treeScale = model.production.trees / model.measuredTrees;
+  const treeScale = (model.production.trees * treeShare) / model.measuredTrees;
   // A fit can have a slightly negative intercept; a job never costs less than nothing.
   const cpuSeconds = Math.max(0, model.cpu.intercept + model.cpu.slope * rows) * treeScale;
   // Wall time from CPU time, not from the measured wall: training keeps every reserved vCPU busy

@@ -11,6 +11,8 @@ import {
   type SchedulingPolicy,
 } from '../../shared/policy/schedulingPolicies';
 import { energyOfBusyCpu } from '../../shared/sci/energy';
+import { WARM_START_NEW_SHARE } from '../../shared/model/training';
+import { chooseTrainingWindow } from '../../shared/policy/trainingWindow';
 import { GreenMlError } from '../../shared/errors';
 import { plannedDurationMinutes, retrainCost, type TrainingCostModel } from './costModel';
 import { pollsForRequest } from './schedulerFootprint';
@@ -58,6 +60,12 @@ export interface ReplayConfig {
   readonly seed: number;
   /** UTC hour at which the weekly batch arrives (Mondays). */
   readonly batchHourUtc: number;
+  /**
+   * How OUR policies (green, green-spatial and the oracle planning their requests) retrain: the
+   * product's TRAINING_MODE. The peers (nightly, weekly, threshold) are the existing system, which
+   * retrained on the full window.
+   */
+  readonly trainingMode: 'full' | 'warm-start';
 }
 
 export interface RunRecord {
@@ -74,6 +82,9 @@ export interface RunRecord {
   readonly oracleGrams: number;
   readonly homeOracleGrams: number;
   readonly fairOracleGrams: number;
+  /** The home-region oracle given the threshold peer's wait (up to 7 days) instead of this deadline:
+   * what waiting that long could buy at best, for the comparison with the threshold peer. */
+  readonly patientOracleGrams: number;
   readonly lateMinutes: number;
   /** Production CPU of the training job (cost model). */
   readonly cpuSeconds: number;
@@ -96,6 +107,8 @@ export interface PolicyOutcome {
   readonly oracleGrams: number;
   readonly homeOracleGrams: number;
   readonly fairOracleGrams: number;
+  readonly patientOracleGrams: number;
+  readonly energyKwh: number;
   /** Runs that ended after their deadline plus requests given up (`threshold` only). */
   readonly deadlineMisses: number;
   readonly givenUp: number;
@@ -165,6 +178,44 @@ function actualMean(ctx: CaseContext, region: string, fromMs: number, toMs: numb
   return mean;
 }
 
+const weekName = (week: number): string => `week-${week}`;
+
+/**
+ * The data a retrain requested when data week `lastWeek` is the newest reads, chosen by the
+ * product's own rule (chooseTrainingWindow) with weeks as batch names and the serving model as the
+ * champion.
+ */
+export function trainingWindowFor(
+  lastWeek: number,
+  windowWeeks: number,
+  mode: 'full' | 'warm-start',
+  champion: DataWindow | null,
+): DataWindow {
+  const accepted = Array.from({ length: lastWeek + 1 }, (_, w) => weekName(w));
+  const championWeeks = champion
+    ? Array.from({ length: champion.lastWeek - champion.firstWeek + 1 }, (_, i) =>
+        weekName(champion.firstWeek + i),
+      )
+    : [];
+  const chosen = chooseTrainingWindow({
+    acceptedBatches: accepted,
+    windowBatches: windowWeeks,
+    mode,
+    champion: champion ? { versionId: 'champion', dataWindow: championWeeks } : null,
+  });
+  if (chosen.kind !== 'train') throw new ReplayInvariantError(`nothing to train on at week ${lastWeek}`);
+  const weeks = chosen.batches.map((b) => Number(b.slice('week-'.length)));
+  const window: DataWindow = { firstWeek: Math.min(...weeks), lastWeek: Math.max(...weeks) };
+  if (window.lastWeek - window.firstWeek + 1 !== weeks.length)
+    throw new ReplayInvariantError(`training weeks ${weeks.join(',')} are not contiguous`);
+  return chosen.warmStartFrom && champion ? { ...window, warmFrom: champion } : window;
+}
+
+/** Share of the production trees a warm start grows (the product's WARM_START_NEW_SHARE, rounded up as it is). */
+export function warmTreeShare(trees: number): number {
+  return Math.min(trees, Math.ceil(trees * WARM_START_NEW_SHARE)) / trees;
+}
+
 interface Pending {
   readonly request: RetrainRequest;
   readonly window: DataWindow;
@@ -178,6 +229,7 @@ interface Pending {
 async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyOutcome> {
   const { config, bank, knowledge, policyConfig } = ctx;
   const policy = createPolicy(name, policyConfig);
+  const ours = name === 'green' || name === 'green-spatial' || name === 'oracle';
   // The fair oracle plans as this policy would with perfect forecasts; a policy without forecasts
   // (nightly, weekly, threshold) is held to the home-region green planner on perfect forecasts.
   const fair = createPolicy(name === 'green-spatial' ? 'green-spatial' : 'green', policyConfig);
@@ -201,7 +253,12 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
   const commit = (p: Pending): void => {
     // A run that would end after the replayed year is never executed (no trace beyond it).
     if (p.endMs > ctx.endMs) return;
-    const energyKwh = retrainCost(config.costModel, p.window.lastWeek - p.window.firstWeek + 1).energyKwh;
+    const cost = retrainCost(
+      config.costModel,
+      p.window.lastWeek - p.window.firstWeek + 1,
+      p.window.warmFrom ? warmTreeShare(config.costModel.production.trees) : 1,
+    );
+    const energyKwh = cost.energyKwh;
     const gramsPerKwh = actualMean(ctx, p.region, p.startMs, p.endMs);
     const deadlineMs = Date.parse(p.request.deadline);
     const boundDeadlineMs = Math.min(Math.max(deadlineMs, p.endMs), Math.max(ctx.endMs, p.endMs));
@@ -226,6 +283,17 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       fair.plan({ ...p.request, deadline: iso(boundDeadlineMs) }, ctx.perfect),
       'fair oracle',
     );
+    const patientDeadlineMs = Math.min(
+      Math.max(Date.parse(p.request.requestedAt) + policyConfig.thresholdGiveUpHours * HOUR_MS, p.endMs),
+      Math.max(ctx.endMs, p.endMs),
+    );
+    const patientOracleMean = boundMean(
+      ctx.oracle.plan(
+        { ...p.request, regions: [p.request.homeRegion], deadline: iso(patientDeadlineMs) },
+        knowledge,
+      ),
+      'patient home-region oracle',
+    );
     runs.push({
       urgency: p.request.urgency,
       requestedAt: p.request.requestedAt,
@@ -240,8 +308,9 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       oracleGrams: energyKwh * oracleMean,
       homeOracleGrams: energyKwh * homeOracleMean,
       fairOracleGrams: energyKwh * fairOracleMean,
+      patientOracleGrams: energyKwh * patientOracleMean,
       lateMinutes: Math.max(0, (p.endMs - deadlineMs) / 60_000),
-      cpuSeconds: retrainCost(config.costModel, p.window.lastWeek - p.window.firstWeek + 1).cpuSeconds,
+      cpuSeconds: cost.cpuSeconds,
     });
     if (name === 'green' || name === 'green-spatial') {
       const polls = pollsForRequest({
@@ -275,7 +344,12 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
   const plan = async (request: RetrainRequest): Promise<void> => {
     const requestedMs = Date.parse(request.requestedAt);
     const lastWeek = config.windowWeeks + Math.floor((requestedMs - ctx.startMs) / WEEK_MS);
-    const window = { firstWeek: Math.max(0, lastWeek - config.windowWeeks + 1), lastWeek };
+    const window = trainingWindowFor(
+      lastWeek,
+      config.windowWeeks,
+      ours ? config.trainingMode : 'full',
+      state.serving,
+    );
     if (name === 'green' || name === 'green-spatial') {
       const regions = name === 'green' ? [request.homeRegion] : request.regions;
       await knowledge.prefetch(regions, requestedMs, policyConfig.forecastHorizonHours);
@@ -355,6 +429,8 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     oracleGrams: runs.reduce((s, r) => s + r.oracleGrams, 0),
     homeOracleGrams: runs.reduce((s, r) => s + r.homeOracleGrams, 0),
     fairOracleGrams: runs.reduce((s, r) => s + r.fairOracleGrams, 0),
+    patientOracleGrams: runs.reduce((s, r) => s + r.patientOracleGrams, 0),
+    energyKwh: runs.reduce((s, r) => s + r.energyKwh, 0),
     deadlineMisses: runs.filter((r) => r.lateMinutes > 0).length + state.givenUp,
     givenUp: state.givenUp,
     meanAccuracy: scored.reduce((s, e) => s + (e.accuracy as number), 0) / Math.max(1, scored.length),

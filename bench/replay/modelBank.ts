@@ -16,10 +16,15 @@ export interface ModelSettings {
   readonly seed: number;
 }
 
-/** Weeks [firstWeek, lastWeek] of one scenario, inclusive. */
+/**
+ * Weeks [firstWeek, lastWeek] of one scenario, inclusive. With `warmFrom`, a warm start: new trees
+ * grown on these weeks beside the newest trees of the model of `warmFrom` (the product's
+ * TRAINING_MODE=warm-start), so the model depends on its whole lineage.
+ */
 export interface DataWindow {
   readonly firstWeek: number;
   readonly lastWeek: number;
+  readonly warmFrom?: DataWindow;
 }
 
 export interface BatchScore {
@@ -41,7 +46,8 @@ interface WindowModel {
   readonly scores: Map<number, BatchScore>;
 }
 
-export const windowKey = (w: DataWindow): string => `${w.firstWeek}-${w.lastWeek}`;
+export const windowKey = (w: DataWindow): string =>
+  `${w.warmFrom ? `${windowKey(w.warmFrom)}>` : ''}${w.firstWeek}-${w.lastWeek}`;
 
 export class ModelBank {
   private readonly weeks = new Map<number, InvoiceRow[]>();
@@ -82,7 +88,9 @@ export class ModelBank {
   private async train(window: DataWindow): Promise<WindowModel> {
     const rows: InvoiceRow[] = [];
     for (let w = window.firstWeek; w <= window.lastWeek; w++) rows.push(...this.batch(w));
+    const champion = window.warmFrom ? await this.modelFor(window.warmFrom) : undefined;
     const result = await trainFromRows(rows, {
+      warmStartFrom: champion?.model,
       trees: this.settings.trees,
       maxFeatures: 'sqrt',
       minSamplesLeaf: 1,
@@ -92,7 +100,9 @@ export class ModelBank {
       versionId: `w${windowKey(window)}`,
     });
     this.trainings++;
-    const trainingIds = new Set(rows.filter((r) => !isHoldoutRow(r.invoiceId)).map((r) => r.invoiceId));
+    // The kept trees trained on the champion's rows: they count as seen too.
+    const trainingIds = new Set(champion?.trainingIds);
+    for (const r of rows) if (!isHoldoutRow(r.invoiceId)) trainingIds.add(r.invoiceId);
     return {
       model: result.model,
       holdoutAccuracy: result.metadata.holdoutMetrics.accuracy,

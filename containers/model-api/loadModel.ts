@@ -1,5 +1,5 @@
-import { ModelInvalidError, NotFoundError } from '../../shared/errors';
-import { deserializeModel } from '../../shared/model/artifact';
+import { NotFoundError } from '../../shared/errors';
+import { loadModel } from '../../shared/pipeline/modelCache';
 import type { ModelRegistry } from '../../shared/registry';
 import type { ServingModel } from './server';
 
@@ -7,9 +7,11 @@ import type { ServingModel } from './server';
 export type ModelChoice = { kind: 'pinned'; versionId: string } | { kind: 'champion' };
 
 /**
- * Downloads and checks the version to serve. The artifact carries its own copy of the metadata;
- * the two must name the same version, so a blob copied under the wrong id is refused rather than
- * served under a name it does not have.
+ * Downloads and checks the version to serve, in either artifact format: the single-model one or a
+ * declared pipeline's (which brings its own encoding, so the API reads rows as that model was
+ * trained to). The artifact carries its own copy of the metadata; the two must name the same
+ * version, so a blob copied under the wrong id is refused rather than served under a name it does
+ * not have. The SHA-256 checks are the registry's, the same for both formats.
  */
 export async function loadServingModel(
   registry: ModelRegistry,
@@ -30,11 +32,10 @@ export async function loadServingModel(
     expectedSha256 = champion.pointer.artifactSha256;
   }
   const metadata = await registry.getVersionMetadata(modelName, versionId);
-  const model = deserializeModel(await registry.downloadArtifact(modelName, versionId, { expectedSha256 }));
-  if (model.metadata.modelName !== modelName || model.metadata.versionId !== versionId) {
-    throw new ModelInvalidError(
-      `Artifact stored as ${modelName}/${versionId} says it is ${model.metadata.modelName}/${model.metadata.versionId}`,
-    );
-  }
+  // The one loader of either format (identity and SHA-256 checked); a single-model artifact is
+  // served through its own encoder, the API's fast path for the VAT-rate columns.
+  const loaded = await loadModel(registry, modelName, versionId, { expectedSha256 });
+  const model =
+    loaded.format === 'single' ? loaded.single : { encoder: loaded.encoder, forest: loaded.forest };
   return { model, metadata };
 }

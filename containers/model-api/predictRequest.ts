@@ -1,6 +1,9 @@
 import { ValidationError } from '../../shared/errors';
 import { INVOICE_CELL_CHECKS, type CellCheck } from '../../shared/invoices/cells';
 import type { FeatureRow } from '../../shared/model/columns';
+import type { EncodableRow } from '../../shared/pipelines/featureEncoding';
+import { INVOICE_COLUMN_NAMES } from '../../shared/pipelines/invoiceColumns';
+import type { ServingPath } from './predictor';
 
 /** Largest batch one request may carry: bounds the memory and event-loop time a request can take. */
 export const MAX_BATCH_ROWS = 10_000;
@@ -16,7 +19,8 @@ export interface Issue {
   message: string;
 }
 
-export type PredictRequest = { kind: 'single'; rows: FeatureRow[] } | { kind: 'batch'; rows: FeatureRow[] };
+/** Rows as checked: every column the model reads (a single-model row is a whole FeatureRow). */
+export type PredictRequest<Row = EncodableRow> = { kind: 'single' | 'batch'; rows: Row[] };
 
 /** What the envelope holds before its rows are checked. */
 export type PredictEnvelope = { kind: 'single' | 'batch'; rawRows: readonly unknown[] };
@@ -91,19 +95,56 @@ const FEATURE_CHECKS: readonly [keyof FeatureRow, CellCheck<unknown>][] = [
   ['lineCount', c.lineCount],
   ['reverseCharge', c.reverseCharge],
 ];
-const KNOWN_KEYS = new Set<string>([...FEATURE_CHECKS.map(([name]) => name), 'vatRatePercent']);
 
 /**
- * Checks rows into FeatureRows, a slice at a time, and stops collecting after a few issues so an
- * all-invalid 10,000-row batch costs no more than a valid one. The label (`vatRatePercent`) may be
- * present, so rows can be sent straight from a labelled batch; it is checked but not kept.
+ * The columns a model's rows must and may carry. Every check is the batch parser's own cell check
+ * (the same functions the zod row schema runs), so a cell means the same in a request as in an
+ * upload, without a zod object per row on the hot path.
+ */
+export interface RowSpec {
+  /** Read by the model: missing or bad is a 400 naming the column. */
+  required: readonly (readonly [string, CellCheck<unknown>])[];
+  /** The label: may be sent (rows straight from a labelled batch), checked, never kept. */
+  label: readonly [string, CellCheck<unknown>];
+  /** Keys a row may carry at all; any other key is an issue. */
+  known: ReadonlySet<string>;
+}
+
+/** The single-model API as it has always been: every feature column and the id, label optional. */
+export const SINGLE_MODEL_ROWS: RowSpec = {
+  required: FEATURE_CHECKS,
+  label: ['vatRatePercent', c.vatRatePercent],
+  known: new Set<string>([...FEATURE_CHECKS.map(([name]) => name), 'vatRatePercent']),
+};
+
+/**
+ * A declared model needs only the columns its own declaration reads; other invoice columns may be
+ * sent (one invoice can go to every model's API) and are neither read nor checked. The id is not
+ * read for predictions (it only folds training rows), so it is not required either.
+ */
+export function rowSpecFor(path: ServingPath): RowSpec {
+  if (path.kind === 'single-model') return SINGLE_MODEL_ROWS;
+  const columns = [...new Set(path.model.encoder.declaration.features.map((f) => f.column))];
+  return {
+    required: columns.map((column) => [column, c[column] as CellCheck<unknown>] as const),
+    label: [path.label, c[path.label] as CellCheck<unknown>],
+    known: new Set<string>(INVOICE_COLUMN_NAMES),
+  };
+}
+
+/**
+ * Checks rows against a RowSpec, a slice at a time, and stops collecting after a few issues so an
+ * all-invalid 10,000-row batch costs no more than a valid one.
  */
 export class RowChecker {
-  readonly rows: FeatureRow[] = [];
+  readonly rows: EncodableRow[] = [];
   readonly issues: Issue[] = [];
   private truncated = false;
 
-  constructor(private readonly kind: PredictEnvelope['kind']) {}
+  constructor(
+    private readonly kind: PredictEnvelope['kind'],
+    private readonly spec: RowSpec = SINGLE_MODEL_ROWS,
+  ) {}
 
   get done(): boolean {
     return this.issues.length >= MAX_REPORTED_ISSUES;
@@ -124,9 +165,11 @@ export class RowChecker {
         continue;
       }
       const record = row as Record<string, unknown>;
-      const out: Record<string, unknown> = {};
+      const { required, label: labelCheck, known } = this.spec;
+      // The id is only read to fold training rows; a declared model's row may come without one.
+      const out: Record<string, unknown> = { invoiceId: '' };
       let valid = true;
-      for (const [name, check] of FEATURE_CHECKS) {
+      for (const [name, check] of required) {
         const result = check(record[name]);
         if (result.ok) out[name] = result.value;
         else {
@@ -134,20 +177,21 @@ export class RowChecker {
           this.issue(prefix ? `${prefix}.${name}` : name, withValue(result.message, record[name]));
         }
       }
-      if (Object.hasOwn(record, 'vatRatePercent')) {
-        const label = c.vatRatePercent(record.vatRatePercent);
+      const [labelName, checkLabel] = labelCheck;
+      if (Object.hasOwn(record, labelName)) {
+        const label = checkLabel(record[labelName]);
         if (!label.ok) {
           valid = false;
-          this.issue(prefix ? `${prefix}.vatRatePercent` : 'vatRatePercent', label.message);
+          this.issue(prefix ? `${prefix}.${labelName}` : labelName, label.message);
         }
       }
       for (const key in record) {
-        if (!KNOWN_KEYS.has(key)) {
+        if (!known.has(key)) {
           valid = false;
           this.issue(prefix || '(root)', unknownKey(key));
         }
       }
-      if (valid) this.rows.push(out as unknown as FeatureRow);
+      if (valid) this.rows.push(out as unknown as EncodableRow);
     }
     return !this.done;
   }
@@ -176,9 +220,14 @@ function withValue(message: string, value: unknown): string {
 }
 
 /** Reads and checks a whole body at once (tests, benchmarks; the server checks in chunks). */
-export function parsePredictRequest(body: unknown): PredictRequest {
+export function parsePredictRequest(body: unknown): PredictRequest<FeatureRow> {
+  return parseRowsFor(body, SINGLE_MODEL_ROWS) as PredictRequest<FeatureRow>;
+}
+
+/** As parsePredictRequest, for the rows of any model. */
+export function parseRowsFor(body: unknown, spec: RowSpec): PredictRequest {
   const envelope = readPredictEnvelope(body);
-  const checker = new RowChecker(envelope.kind);
+  const checker = new RowChecker(envelope.kind, spec);
   checker.add(envelope.rawRows);
   return checker.finish();
 }

@@ -1,11 +1,36 @@
 import type { FeatureRow } from '../../shared/model/columns';
 import { encodeRows } from '../../shared/model/features';
-import { argmaxRows, predictProba } from '../../shared/model/randomForest';
+import { argmaxRows, predictProba, type Forest } from '../../shared/model/randomForest';
 import type { TrainedModel } from '../../shared/model/trainedModel';
+import {
+  DeclaredColumns,
+  DeclaredFeatureEncoder,
+  type EncodableRow,
+} from '../../shared/pipelines/featureEncoding';
+import { INVOICE_COLUMN_TYPES, type InvoiceColumnName } from '../../shared/pipelines/invoiceColumns';
+import type { DeclaredPredictor } from '../../shared/pipelines/multiScoring';
 
-/** The model the API serves: the trained forest with its encoder. */
+/** A single-model (VAT-rate) artifact's forest with its encoder. */
 export type ServedModel = Pick<TrainedModel, 'encoder' | 'forest'>;
 
+/** What the API can serve: a single-model artifact or a declared pipeline's (its own encoding inside). */
+export type AnyServedModel = ServedModel | DeclaredPredictor;
+
+/**
+ * How the API reads rows for a model, decided once at load: the single model's fixed VAT-rate
+ * columns, or the columns the declared model's own declaration names.
+ */
+export type ServingPath =
+  | { kind: 'single-model'; model: ServedModel; label: 'vatRatePercent' }
+  | { kind: 'declared'; model: DeclaredPredictor; label: InvoiceColumnName };
+
+export function servingPath(model: AnyServedModel): ServingPath {
+  return model.encoder instanceof DeclaredFeatureEncoder
+    ? { kind: 'declared', model: model as DeclaredPredictor, label: model.encoder.declaration.label }
+    : { kind: 'single-model', model: model as ServedModel, label: 'vatRatePercent' };
+}
+
+/** A single-model prediction (the declared API keys it by its own label column). */
 export interface Prediction {
   vatRatePercent: number;
   /** Soft-vote probability of the predicted rate (0-1). */
@@ -17,7 +42,7 @@ export interface Prediction {
  * trees are independent draws, so a prefix is itself a smaller forest; the planner picks the
  * smallest prefix whose held-out accuracy is within its allowance.
  */
-export function withTreePrefix(model: ServedModel, trees: number | null): ServedModel {
+export function withTreePrefix<M extends { forest: Forest }>(model: M, trees: number | null): M {
   if (trees === null || trees >= model.forest.trees.length) return model;
   return { ...model, forest: { ...model.forest, trees: model.forest.trees.slice(0, trees) } };
 }
@@ -34,8 +59,28 @@ export interface PredictedChunk {
 
 export function predictChunk(model: ServedModel, rows: readonly FeatureRow[]): PredictedChunk {
   const encoded = encodeRows(model.encoder, rows);
-  const probabilities = predictProba(model.forest, encoded.bins, encoded.rows);
-  const classCount = model.forest.classes.length;
+  return chunkFromProbabilities(model.forest, predictProba(model.forest, encoded.bins, encoded.rows));
+}
+
+/** A declared model's chunk: the rows read with the model's own declaration and encoder state. */
+export function predictDeclaredChunk(
+  model: DeclaredPredictor,
+  rows: readonly EncodableRow[],
+): PredictedChunk {
+  const columns = new DeclaredColumns(model.encoder.declaration);
+  for (const row of rows) columns.push(row);
+  const encoded = model.encoder.encode(columns);
+  return chunkFromProbabilities(model.forest, predictProba(model.forest, encoded.bins, encoded.rows));
+}
+
+export function predictPathChunk(path: ServingPath, rows: readonly EncodableRow[]): PredictedChunk {
+  return path.kind === 'declared'
+    ? predictDeclaredChunk(path.model, rows)
+    : predictChunk(path.model, rows as readonly FeatureRow[]);
+}
+
+function chunkFromProbabilities(forest: Forest, probabilities: Float32Array): PredictedChunk {
+  const classCount = forest.classes.length;
   const classIndex = argmaxRows(probabilities, classCount);
   const probability = new Float32Array(classIndex.length);
   for (let r = 0; r < classIndex.length; r++) probability[r] = probabilities[r * classCount + classIndex[r]];
@@ -49,22 +94,30 @@ function roundedProbability(p: number): number {
 
 /**
  * Writes predictions straight to JSON text: for a 10,000-row answer this is several times faster
- * than building 10,000 objects and stringifying them.
+ * than building 10,000 objects and stringifying them. Each prediction is keyed by the model's label
+ * column (`vatRatePercent`, `accountCode`, ...) and typed as that column is in a batch.
  */
 export class PredictionWriter {
   private readonly parts: string[] = [];
   private count = 0;
-  private readonly rateTexts: string[];
+  /** `{"<label>":<class as JSON>,"probability":` per class, built once. */
+  private readonly heads: string[];
 
-  constructor(model: ServedModel) {
-    this.rateTexts = model.forest.classes.map((c) => String(Number(c)));
+  constructor(model: AnyServedModel | ServingPath) {
+    const path = 'kind' in model ? model : servingPath(model);
+    const key = JSON.stringify(path.label);
+    const type = INVOICE_COLUMN_TYPES[path.label];
+    this.heads = path.model.forest.classes.map((c) => {
+      const value = type === 'number' ? String(Number(c)) : type === 'boolean' ? c : JSON.stringify(c);
+      return `{${key}:${value},"probability":`;
+    });
   }
 
   append(chunk: PredictedChunk): void {
     const { classIndex, probability } = chunk;
     let text = '';
     for (let r = 0; r < classIndex.length; r++) {
-      text += `${this.count++ === 0 ? '' : ','}{"vatRatePercent":${this.rateTexts[classIndex[r]]},"probability":${roundedProbability(probability[r])}}`;
+      text += `${this.count++ === 0 ? '' : ','}${this.heads[classIndex[r]]}${roundedProbability(probability[r])}}`;
     }
     this.parts.push(text);
   }

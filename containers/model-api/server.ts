@@ -21,19 +21,23 @@ import {
   quoted,
   readPredictEnvelope,
   RowChecker,
+  rowSpecFor,
   tooManyRows,
+  type RowSpec,
 } from './predictRequest';
 import {
   PredictionWriter,
-  predictChunk,
+  predictPathChunk,
+  servingPath,
   withTreePrefix,
+  type AnyServedModel,
   type Prediction,
-  type ServedModel,
+  type ServingPath,
 } from './predictor';
 
-/** A loaded model and what the registry says about it. */
+/** A loaded model (either artifact format) and what the registry says about it. */
 export interface ServingModel {
-  model: ServedModel;
+  model: AnyServedModel;
   metadata: ModelMetadata;
 }
 
@@ -115,6 +119,9 @@ export interface ModelInfo {
   featureSchemaVersion: string;
   hyperparameters: ModelMetadata['hyperparameters'];
   classes: string[];
+  /** The column predicted, and the columns a request row must carry for this model. */
+  label: string;
+  requiredColumns: string[];
   holdoutMetrics: ModelMetadata['holdoutMetrics'];
   warmStartedFrom: string | null;
   sizeBytes: number;
@@ -128,7 +135,14 @@ export interface ModelInfo {
 
 type ServingState =
   | { kind: 'loading' }
-  | { kind: 'ready'; serving: ServingModel; served: ServedModel; loadedAt: string }
+  | {
+      kind: 'ready';
+      serving: ServingModel;
+      /** The served trees and how rows are read for them (fixed at load). */
+      served: ServingPath;
+      rows: RowSpec;
+      loadedAt: string;
+    }
   | { kind: 'failed'; message: string };
 
 /** A shed or refused request, answered with its status and, for 503, when to come back. */
@@ -235,10 +249,12 @@ export function buildServer(
 
   Promise.resolve(source).then(
     (serving) => {
+      const served = servingPath(withTreePrefix(serving.model, options.serveTrees ?? null));
       state = {
         kind: 'ready',
         serving,
-        served: withTreePrefix(serving.model, options.serveTrees ?? null),
+        served,
+        rows: rowSpecFor(served),
         loadedAt: now().toISOString(),
       };
       metrics.markReady(Date.now() - processStartMs);
@@ -401,7 +417,9 @@ export function buildServer(
         holdoutMetrics: m.holdoutMetrics,
         warmStartedFrom: m.warmStartedFrom,
         sizeBytes: m.sizeBytes,
-        servedTrees: state.served.forest.trees.length,
+        label: state.served.label,
+        requiredColumns: state.rows.required.map(([column]) => column),
+        servedTrees: state.served.model.forest.trees.length,
         loadedAt: state.loadedAt,
         predictionsServed,
         requestsServed,
@@ -413,21 +431,22 @@ export function buildServer(
 
     scope.post('/predict', async (request, reply) => {
       if (state.kind !== 'ready') return notReady(reply);
-      const { served, serving } = state;
+      const { served, serving, rows: spec } = state;
       const body = request.body;
       const reader = body instanceof LargeBody ? BatchText.open(body.text) : null;
       const checker = reader
-        ? await checkSlices(reader, request, limits.chunkRows)
+        ? await checkSlices(reader, request, limits.chunkRows, spec)
         : await checkWhole(
             body instanceof LargeBody ? parseWhole(body.text) : body,
             request,
             limits.chunkRows,
+            spec,
           );
       const { rows } = checker.finish();
       const writer = new PredictionWriter(served);
       for (let from = 0; from < rows.length; from += limits.chunkRows) {
         if (from > 0) await nextTurn(request);
-        writer.append(predictChunk(served, rows.slice(from, from + limits.chunkRows)));
+        writer.append(predictPathChunk(served, rows.slice(from, from + limits.chunkRows)));
       }
       predictionsServed += writer.rows;
       requestsServed += 1;
@@ -509,9 +528,14 @@ function parseWhole(text: string): unknown {
   }
 }
 
-async function checkWhole(body: unknown, request: FastifyRequest, chunkRows: number): Promise<RowChecker> {
+async function checkWhole(
+  body: unknown,
+  request: FastifyRequest,
+  chunkRows: number,
+  spec: RowSpec,
+): Promise<RowChecker> {
   const envelope = readPredictEnvelope(body);
-  const checker = new RowChecker(envelope.kind);
+  const checker = new RowChecker(envelope.kind, spec);
   const total = envelope.rawRows.length;
   for (let from = 0; from < total; from += chunkRows) {
     if (!checker.add(envelope.rawRows.slice(from, from + chunkRows), from)) break;
@@ -525,15 +549,17 @@ async function checkSlices(
   reader: BatchText,
   request: FastifyRequest,
   chunkRows: number,
+  spec: RowSpec,
 ): Promise<RowChecker> {
-  const checker = new RowChecker('batch');
+  const checker = new RowChecker('batch', spec);
   for (;;) {
     let slice: unknown[] | null;
     try {
       slice = reader.next(chunkRows);
       if (reader.rowsRead > MAX_BATCH_ROWS) throw tooManyRows(reader.rowsRead + reader.countRest());
     } catch (error) {
-      if (error instanceof NotOnlyInvoices) return checkWhole(parseWhole(reader.text), request, chunkRows);
+      if (error instanceof NotOnlyInvoices)
+        return checkWhole(parseWhole(reader.text), request, chunkRows, spec);
       if (error instanceof SyntaxError) throw notJson();
       throw error;
     }

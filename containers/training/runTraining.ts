@@ -3,10 +3,14 @@ import { ProgressBar } from '../../shared/cli/progress';
 import { loadSettings } from '../../shared/config';
 import { ConfigError, ConflictError, NotFoundError, describeError } from '../../shared/errors';
 import { deserializeModel } from '../../shared/model/artifact';
+import { FEATURE_SCHEMA_VERSION } from '../../shared/model/features';
 import type { ModelMetadata } from '../../shared/model/metadata';
 import type { TrainedModel } from '../../shared/model/trainedModel';
 import { trainFromBatches, type BatchSource } from '../../shared/model/training';
+import { parseInvoiceBatch, type ParsedRecord } from '../../shared/invoices/parser';
 import { InvoiceStore } from '../../shared/pipeline/invoiceStore';
+import { trainDeclaredModel, type TrainingDeclaration } from '../../shared/pipelines/declaredModel';
+import { encodingVersion } from '../../shared/pipelines/featureEncoding';
 import { ModelRegistry } from '../../shared/registry';
 import { createStorageClients } from '../../shared/storage/clients';
 import { parseTrainingJob, type TrainingJob } from './jobSettings';
@@ -68,6 +72,9 @@ export async function runTraining(
   }
 
   await requireBatches(invoices, job.dataBlobs);
+  if (job.encoding.kind === 'declared') {
+    return trainDeclared(job, job.encoding.pipeline, { registry, invoices, deps, startedAtMs, cpuAtStart });
+  }
   const warmStartFrom =
     job.mode.kind === 'warm-start'
       ? await loadPrevious(registry, job.modelName, job.mode.fromVersionId)
@@ -110,6 +117,49 @@ export async function runTraining(
   );
 }
 
+/**
+ * A declared pipeline's run: the window's accepted rows streamed once into the pipeline's own
+ * encoding, a full fit with its forest, held-out metrics on the rows whose invoice-id hash holds
+ * them out (the same rows comparison and the evaluator's holdout use), stored as the declared
+ * artifact through the same immutable, hashed registry write.
+ */
+async function trainDeclared(
+  job: TrainingJob,
+  pipeline: TrainingDeclaration,
+  run: {
+    registry: ModelRegistry;
+    invoices: InvoiceStore;
+    deps: TrainingDeps;
+    startedAtMs: number;
+    cpuAtStart: NodeJS.CpuUsage;
+  },
+): Promise<TrainingSummary> {
+  const { invoices } = run;
+  const records = (async function* (): AsyncGenerator<ParsedRecord> {
+    for (const name of job.dataBlobs) {
+      yield* parseInvoiceBatch(await invoices.openAccepted(name), { fileName: name });
+    }
+  })();
+  const result = await trainDeclaredModel(pipeline, records, {
+    seed: job.seed,
+    versionId: job.versionId,
+    dataWindow: job.dataBlobs,
+    threads: run.deps.threads,
+    ...(job.trainedAt === null ? {} : { now: () => new Date(job.trainedAt as string) }),
+  });
+  const { metadata } = result.model;
+  await run.registry.putVersion(metadata, result.artifact);
+  return summarize(
+    job,
+    metadata,
+    result.rowsRejected,
+    metadata.trainingCpuSeconds,
+    'trained',
+    run.startedAtMs,
+    run.cpuAtStart,
+  );
+}
+
 /** A connection string the SDK cannot parse is a settings error; its text never reaches the message. */
 function blobClientFrom(env: Record<string, string | undefined>): BlobServiceClient {
   const settings = loadSettings(env);
@@ -139,7 +189,8 @@ async function existingVersion(registry: ModelRegistry, job: TrainingJob): Promi
     stored.warmStartedFrom === expectedParent &&
     job.dataBlobs.every((name) => window.has(name)) &&
     stored.hyperparameters.trees === job.forest.trees &&
-    stored.hyperparameters.seed === job.seed;
+    stored.hyperparameters.seed === job.seed &&
+    stored.featureSchemaVersion === expectedEncoding(job);
   if (!sameJob) {
     throw new ConflictError(
       `Model version ${job.modelName}/${job.versionId} already exists and was trained by a different job; use a new VERSION_ID`,
@@ -147,6 +198,11 @@ async function existingVersion(registry: ModelRegistry, job: TrainingJob): Promi
     );
   }
   return stored;
+}
+
+/** The encoding the job's version must have, so a version of the other format is never taken for this job's. */
+function expectedEncoding(job: TrainingJob): string {
+  return job.encoding.kind === 'declared' ? encodingVersion(job.encoding.pipeline) : FEATURE_SCHEMA_VERSION;
 }
 
 /** Fails before any download when a batch of the window is missing, naming every missing one. */

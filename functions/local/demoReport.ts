@@ -5,6 +5,7 @@ import { METRIC } from '../../shared/telemetry/telemetry';
 import { collectReportData } from '../../shared/report/collectReportData';
 import { storageReportSources } from '../../shared/report/storageSources';
 import { writeReport } from '../../shared/report/renderReport';
+import type { ReportData } from '../../shared/report/reportData';
 import { TABLES } from '../composition';
 import { modelApiCredentials } from '../../shared/modelApi/credentials';
 import { annualAverageFor } from '../../shared/carbon/annualAverage';
@@ -18,15 +19,20 @@ import {
 import { coefficientsFromSettings } from '../../shared/sci/sci';
 import { formatServing, servingSummary, type ServingSummary } from '../../shared/report/servingPeriods';
 import { TRAINING_STAGE } from '../../shared/report/cumulativeEmissions';
+import type { InvoiceRow } from '../../shared/invoices/schema';
+import { deployedPipelines } from '../../shared/pipelines/deployedPipelines';
+import type { PipelineDefinition } from '../../shared/pipelines/manifest';
+import type { RunRecord } from '../../shared/sci/runRecords';
+import { predictedLabel, predictionInput } from './demoModels';
 
 /**
- * The end of `npm start`: the HTML report and a plain-text summary whose every figure comes from
- * the stored records (evaluations, runs with per-stage footprints) and the telemetry the run
- * emitted, so it is traceable to measured CPU time.
+ * The end of `npm start`: the HTML report (a section per model) and a plain-text summary whose
+ * every figure comes from the stored records (each model's evaluations and runs with per-stage
+ * footprints) and the telemetry the run emitted, so it is traceable to measured CPU time.
  */
-export interface DemoSummary {
-  scenario: string;
-  wallSeconds: number;
+export interface ModelSummary {
+  model: string;
+  label: string;
   batches: { batch: string; accuracy: number | null; decision: string; action: string }[];
   runs: {
     runId: string;
@@ -53,39 +59,68 @@ export interface DemoSummary {
     promoted: number;
     totalGrams: number;
     nightlyGrams: number | null;
-    schedulerCpuSeconds: number;
-    poller: PollerFootprint;
-    /** The batch evaluator's own CPU and emissions, beside the training it schedules (issue 14). */
-    evaluator: CpuFootprint;
     trainingCpuSeconds: number;
   };
-  prediction: { endpoint: string; vatRatePercent: number; probability: number } | null;
+  /** One /predict on the model's serving API: the label it predicts for a generated invoice. */
+  prediction: { endpoint: string; value: string; probability: number } | null;
   serving: ServingSummary;
 }
 
+export interface DemoSummary {
+  scenario: string;
+  wallSeconds: number;
+  models: ModelSummary[];
+  totals: {
+    trainingRuns: number;
+    promoted: number;
+    totalGrams: number;
+    nightlyGrams: number | null;
+    schedulerCpuSeconds: number;
+    poller: PollerFootprint;
+    /** The batch evaluator's own CPU and emissions (one parse serves every model), beside the training it schedules. */
+    evaluator: CpuFootprint;
+    trainingCpuSeconds: number;
+  };
+}
+
 const pct = (v: number | null) => (v === null ? '   -  ' : `${(v * 100).toFixed(1).padStart(5)}%`);
+const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
 export async function buildDemoReport(
   ctx: PipelineContext,
   telemetry: RecordingTelemetry,
-  options: { outDir: string; scenario: string; wallSeconds: number; fromIso: string },
+  options: {
+    outDir: string;
+    scenario: string;
+    wallSeconds: number;
+    fromIso: string;
+    /** A generated invoice each serving API is asked to predict. */
+    sampleRow: InvoiceRow;
+  },
 ): Promise<{ reportPath: string; summaryText: string; summary: DemoSummary }> {
-  const model = ctx.settings.MODEL_NAME;
-  const evaluations = await ctx.evaluations.list(model);
-  const runs = await ctx.runRecords.listRuns(model);
   const toIso = new Date(ctx.now().getTime() + 3_600_000).toISOString();
-  const data = await collectReportData(
-    storageReportSources(ctx.storage, {
-      evaluationsTable: TABLES.evaluations,
-      runTables: { runs: TABLES.runs, daily: TABLES.daily },
-      fallbackProvider: ctx.carbon,
-    }),
-    {
+  const sources = storageReportSources(ctx.storage, {
+    evaluationsTable: TABLES.evaluations,
+    runTables: { runs: TABLES.runs, daily: TABLES.daily },
+    fallbackProvider: ctx.carbon,
+  });
+  const pipelines = deployedPipelines(ctx.settings).pipelines;
+  const sections: ReportData[] = [];
+  const models: ModelSummary[] = [];
+  const evaluatorCpuByBatch = new Map<string, number>();
+  for (const pipeline of pipelines) {
+    const model = pipeline.name;
+    const evaluations = await ctx.evaluations.list(model);
+    // One parse scores every model: a batch's evaluator CPU is counted once, not once per model.
+    for (const e of evaluations)
+      evaluatorCpuByBatch.set(e.batchName, Math.max(evaluatorCpuByBatch.get(e.batchName) ?? 0, e.cpuSeconds));
+    const runs = await ctx.runRecords.listRuns(model);
+    const data = await collectReportData(sources, {
       modelName: model,
       range: { fromIso: options.fromIso, toIso },
       homeRegion: ctx.settings.HOME_REGION,
-      regions: ctx.settings.ALLOWED_REGIONS,
-      policyName: ctx.settings.ALLOWED_REGIONS.length > 1 ? 'green-spatial' : 'green',
+      regions: pipeline.regions.allowed,
+      policyName: pipeline.regions.allowed.length > 1 ? 'green-spatial' : 'green',
       generatedAt: new Date().toISOString(),
       title: `green-e2e-ml demo: ${options.scenario}`,
       provenance: [
@@ -93,135 +128,146 @@ export async function buildDemoReport(
         `carbon: ${ctx.carbon.name}, ${ctx.settings.CARBON_TRACE_YEAR} trace, ${ctx.settings.CARBON_TRACE_FORECAST} forecast`,
         'containers: local processes; CPU time and peak memory measured per process (resource source local-process)',
       ],
-    },
-  );
-  const servingPeriods = await servingSummary(ctx);
-  const reportPath = await writeReport(
-    { ...data, serving: servingPeriods },
-    path.join(options.outDir, 'report.html'),
-  );
-
-  const serving = await ctx.serving.get(model);
-  let prediction: DemoSummary['prediction'] = null;
-  if (serving?.endpoint) {
-    try {
-      const response = await fetch(`${serving.endpoint}/predict`, {
-        method: 'POST',
-        // The authenticated path, with the key this run gave the model API it launched.
-        headers: { 'content-type': 'application/json', ...modelApiCredentials(ctx.launcher.kind).headers },
-        body: JSON.stringify({
-          invoiceId: 'demo-1',
-          issuedAt: ctx.now().toISOString().slice(0, 10),
-          supplierId: 'S0001',
-          supplierCountry: 'FI',
-          receiverId: 'R001',
-          accountCode: '4000',
-          currency: 'EUR',
-          amountNet: 1234.5,
-          lineCount: 3,
-          reverseCharge: false,
-        }),
-      });
-      const body = (await response.json()) as {
-        predictions?: { vatRatePercent: number; probability: number }[];
-      };
-      const first = body.predictions?.[0];
-      if (first) prediction = { endpoint: serving.endpoint, ...first };
-    } catch {
-      prediction = null;
-    }
+    });
+    const serving = await servingSummary(ctx, model);
+    sections.push({ ...data, serving });
+    models.push({
+      model,
+      label: pipeline.label,
+      batches: evaluations.map((e) => ({
+        batch: e.batchName,
+        accuracy: e.accuracy,
+        decision: e.decision.kind,
+        action: e.action,
+      })),
+      runs: runs.map(runSummary),
+      totals: {
+        trainingRuns: runs.length,
+        promoted: runs.filter((r) => r.outcome === 'promoted').length,
+        totalGrams: sum(runs.map((r) => r.totals.totalGrams)),
+        nightlyGrams: data.cumulative.find((c) => c.policy === 'nightly')?.points.at(-1)?.grams ?? null,
+        trainingCpuSeconds: sum(
+          runs
+            .flatMap((r) => r.stages)
+            .filter((st) => st.stage === TRAINING_STAGE)
+            .map((st) => st.energy.utilisation * st.energy.vcpuHours * 3600),
+        ),
+      },
+      prediction: await predictOnce(ctx, pipeline, options.sampleRow),
+      serving,
+    });
   }
+  const reportPath = await writeReport(sections, path.join(options.outDir, 'report.html'));
 
-  const schedulerCpuSeconds = telemetry.records
-    .filter((r) => r.kind === 'metric' && r.name === METRIC.functionCpuSeconds)
-    .reduce((sum, r) => sum + (r.value ?? 0), 0);
-  const nightly = data.cumulative.find((c) => c.policy === 'nightly');
-  const home = resolveRegion(ctx.settings.HOME_REGION);
-  const poller = pollerFootprint({
-    cpuSecondsPerInvocation: telemetry.records
+  const cpuOf = (fn?: string) =>
+    telemetry.records
       .filter(
         (r) =>
           r.kind === 'metric' &&
           r.name === METRIC.functionCpuSeconds &&
-          r.attributes.function === 'carbonPoller',
+          (fn === undefined || r.attributes.function === fn),
       )
-      .map((r) => r.value ?? 0),
-    coefficients: coefficientsFromSettings(ctx.settings),
-    gramsPerKwh: annualAverageFor(home.zone, home).gramsPerKwh,
-    policyGrams: runs.reduce((sum, r) => sum + r.totals.totalGrams, 0),
-    nightlyGrams: nightly?.points.at(-1)?.grams ?? null,
-  });
-  const evaluator = cpuFootprint({
-    cpuSecondsPerInvocation: evaluations.map((e) => e.cpuSeconds),
-    coefficients: coefficientsFromSettings(ctx.settings),
-    gramsPerKwh: annualAverageFor(home.zone, home).gramsPerKwh,
-  });
+      .map((r) => r.value ?? 0);
+  const home = resolveRegion(ctx.settings.HOME_REGION);
+  const homeGramsPerKwh = annualAverageFor(home.zone, home).gramsPerKwh;
+  const coefficients = coefficientsFromSettings(ctx.settings);
+  const totalGrams = sum(models.map((m) => m.totals.totalGrams));
+  const nightlies = models.map((m) => m.totals.nightlyGrams).filter((g): g is number => g !== null);
+  const nightlyGrams = nightlies.length > 0 ? sum(nightlies) : null;
   const summary: DemoSummary = {
     scenario: options.scenario,
     wallSeconds: options.wallSeconds,
-    batches: evaluations.map((e) => ({
-      batch: e.batchName,
-      accuracy: e.accuracy,
-      decision: e.decision.kind,
-      action: e.action,
-    })),
-    runs: runs.map((r) => ({
-      runId: r.runId,
-      region: r.region,
-      startedAt: r.startedAt,
-      outcome: r.outcome,
-      challengerAccuracy: r.challengerAccuracy,
-      championAccuracy: r.championAccuracy,
-      energyKwh: r.totals.energyKwh,
-      totalGrams: r.totals.totalGrams,
-      stages: r.stages.map((s) => ({
-        stage: s.stage,
-        region: s.region,
-        cpuSeconds: s.energy.utilisation * s.energy.vcpuHours * 3600,
-        energyKwh: s.energy.energyKwh,
-        gramsPerKwh: s.intensity.gramsPerKwh,
-        totalGrams: s.totalGrams,
-        sciGramsPerUnit: s.sciGramsPerUnit,
-        unit: s.functionalUnit.kind,
-      })),
-    })),
+    models,
     totals: {
-      trainingRuns: runs.length,
-      promoted: runs.filter((r) => r.outcome === 'promoted').length,
-      totalGrams: runs.reduce((sum, r) => sum + r.totals.totalGrams, 0),
-      nightlyGrams: nightly?.points.at(-1)?.grams ?? null,
-      schedulerCpuSeconds,
-      poller,
-      evaluator,
-      trainingCpuSeconds: runs
-        .flatMap((r) => r.stages)
-        .filter((st) => st.stage === TRAINING_STAGE)
-        .reduce((sum, st) => sum + st.energy.utilisation * st.energy.vcpuHours * 3600, 0),
+      trainingRuns: sum(models.map((m) => m.totals.trainingRuns)),
+      promoted: sum(models.map((m) => m.totals.promoted)),
+      totalGrams,
+      nightlyGrams,
+      schedulerCpuSeconds: sum(cpuOf()),
+      poller: pollerFootprint({
+        cpuSecondsPerInvocation: cpuOf('carbonPoller'),
+        coefficients,
+        gramsPerKwh: homeGramsPerKwh,
+        policyGrams: totalGrams,
+        nightlyGrams,
+      }),
+      evaluator: cpuFootprint({
+        cpuSecondsPerInvocation: [...evaluatorCpuByBatch.values()],
+        coefficients,
+        gramsPerKwh: homeGramsPerKwh,
+      }),
+      trainingCpuSeconds: sum(models.map((m) => m.totals.trainingCpuSeconds)),
     },
-    prediction,
-    serving: servingPeriods,
   };
   return { reportPath, summaryText: formatSummary(summary), summary };
 }
 
-function formatSummary(s: DemoSummary): string {
+function runSummary(r: RunRecord): ModelSummary['runs'][number] {
+  return {
+    runId: r.runId,
+    region: r.region,
+    startedAt: r.startedAt,
+    outcome: r.outcome,
+    challengerAccuracy: r.challengerAccuracy,
+    championAccuracy: r.championAccuracy,
+    energyKwh: r.totals.energyKwh,
+    totalGrams: r.totals.totalGrams,
+    stages: r.stages.map((s) => ({
+      stage: s.stage,
+      region: s.region,
+      cpuSeconds: s.energy.utilisation * s.energy.vcpuHours * 3600,
+      energyKwh: s.energy.energyKwh,
+      gramsPerKwh: s.intensity.gramsPerKwh,
+      totalGrams: s.totalGrams,
+      sciGramsPerUnit: s.sciGramsPerUnit,
+      unit: s.functionalUnit.kind,
+    })),
+  };
+}
+
+/** The authenticated /predict of the model's serving API, with the key this run gave the APIs it launched. */
+async function predictOnce(
+  ctx: PipelineContext,
+  pipeline: PipelineDefinition,
+  row: InvoiceRow,
+): Promise<ModelSummary['prediction']> {
+  const serving = await ctx.serving.get(pipeline.name);
+  if (!serving?.endpoint) return null;
+  try {
+    const response = await fetch(`${serving.endpoint}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...modelApiCredentials(ctx.launcher.kind).headers },
+      body: JSON.stringify(predictionInput(pipeline, row)),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const body = (await response.json()) as { predictions?: Record<string, unknown>[] };
+    const predicted = predictedLabel(pipeline, body.predictions?.[0]);
+    return predicted ? { endpoint: serving.endpoint, ...predicted } : null;
+  } catch {
+    return null;
+  }
+}
+
+function formatModel(m: ModelSummary): string[] {
   const lines: string[] = [];
-  lines.push(`== green-e2e-ml demo summary (${s.scenario}, ${s.wallSeconds.toFixed(0)} s) ==`, '');
+  lines.push(`-- model ${m.model} (label ${m.label}) --`, '');
   lines.push('Decisions per batch');
   lines.push('  batch                          accuracy  decision           action');
-  for (const b of s.batches) {
+  for (const b of m.batches) {
     lines.push(`  ${b.batch.padEnd(30)} ${pct(b.accuracy)}   ${b.decision.padEnd(18)} ${b.action}`);
   }
+  if (m.batches.length === 0) lines.push('  (no batch evaluated)');
   lines.push('', 'Retrains');
   lines.push('  started (UTC)     region          outcome          challenger champion   energy kWh   gCO2e');
-  for (const r of s.runs) {
+  for (const r of m.runs) {
     lines.push(
       `  ${r.startedAt.slice(0, 16).replace('T', ' ')}  ${(r.region ?? '-').padEnd(15)} ${r.outcome.padEnd(16)} ${pct(r.challengerAccuracy)}    ${pct(r.championAccuracy)}   ${r.energyKwh.toExponential(2).padStart(9)}  ${r.totalGrams.toPrecision(3).padStart(8)}`,
     );
   }
+  if (m.runs.length === 0) lines.push('  (no retrain)');
   lines.push('', 'Per-stage SCI');
   lines.push('  run      stage    region          CPU s   energy kWh  gCO2/kWh   gCO2e    SCI (per unit)');
-  for (const r of s.runs) {
+  for (const r of m.runs) {
     for (const st of r.stages) {
       lines.push(
         `  ${r.runId.slice(0, 8)} ${st.stage.padEnd(8)} ${st.region.padEnd(15)} ${(st.cpuSeconds ?? 0).toFixed(1).padStart(6)}  ${st.energyKwh.toExponential(2).padStart(10)}  ${st.gramsPerKwh.toFixed(0).padStart(8)}  ${st.totalGrams.toFixed(4).padStart(7)}   ${st.sciGramsPerUnit === null ? '-' : st.sciGramsPerUnit.toFixed(4)} g/${st.unit}`,
@@ -229,11 +275,38 @@ function formatSummary(s: DemoSummary): string {
     }
   }
   lines.push('');
+  lines.push(
+    `Training runs: ${m.totals.trainingRuns}, promoted: ${m.totals.promoted}; emissions of its runs: ${m.totals.totalGrams.toPrecision(4)} gCO2e` +
+      (m.totals.nightlyGrams === null
+        ? ''
+        : `; nightly retraining in the home region: ${m.totals.nightlyGrams.toPrecision(4)} gCO2e`),
+  );
+  if (m.prediction) {
+    lines.push(
+      `/predict on its serving model API (${m.prediction.endpoint}): ${m.label} ${m.prediction.value} (p=${m.prediction.probability.toFixed(2)})`,
+    );
+  }
+  lines.push(
+    '',
+    ...(m.serving.periods.length > 0 ? formatServing(m.serving) : ['Serving: no model API yet']),
+    '',
+  );
+  return lines;
+}
+
+function formatSummary(s: DemoSummary): string {
+  const lines: string[] = [];
+  lines.push(
+    `== green-e2e-ml demo summary (${s.scenario}, ${s.models.length} model(s): ${s.models.map((m) => m.model).join(', ')}, ${s.wallSeconds.toFixed(0)} s) ==`,
+    '',
+  );
+  for (const m of s.models) lines.push(...formatModel(m));
+  lines.push('-- all models --');
   lines.push(`Training runs: ${s.totals.trainingRuns}, promoted: ${s.totals.promoted}`);
   lines.push(`Emissions of all runs (per-retrain stages): ${s.totals.totalGrams.toPrecision(4)} gCO2e`);
   if (s.totals.nightlyGrams !== null) {
     lines.push(
-      `Nightly retraining in the home region over the same period (same measured energy per run): ${s.totals.nightlyGrams.toPrecision(4)} gCO2e`,
+      `Nightly retraining of every model in the home region over the same period (same measured energy per run): ${s.totals.nightlyGrams.toPrecision(4)} gCO2e`,
     );
   }
   lines.push(
@@ -251,11 +324,5 @@ function formatSummary(s: DemoSummary): string {
         ? ''
         : ` = ${(p.shareOfSaving * 100).toPrecision(3)} % of what the policy saved against nightly (${(p.savingGrams ?? 0).toPrecision(4)} g)`),
   );
-  if (s.prediction) {
-    lines.push(
-      `/predict on the serving model API (${s.prediction.endpoint}): VAT ${s.prediction.vatRatePercent} % (p=${s.prediction.probability.toFixed(2)})`,
-    );
-  }
-  lines.push('', ...formatServing(s.serving));
   return lines.join('\n');
 }

@@ -7,6 +7,10 @@ import { CONTAINER_APPS_COOLDOWN_SECONDS } from '../../shared/serving/servingCom
 import type { LocalScaleToZeroLauncher } from '../../shared/serving/localScaleToZeroLauncher';
 import type { LocalHost } from './localHost';
 import type { VirtualClock } from './virtualClock';
+import { predictionInput } from './demoModels';
+import { deployedPipelines } from '../../shared/pipelines/deployedPipelines';
+import type { PipelineDefinition } from '../../shared/pipelines/manifest';
+import type { ServingRecord } from '../../shared/pipeline/servingState';
 
 /**
  * The serving side of `npm start`: a seeded, SYNTHETIC request load during business hours on the
@@ -45,6 +49,7 @@ export function burstOfDay(dayStartMs: number, seed = DEMO_LOAD_SEED): DayBurst 
 }
 
 export interface ServingDayReport {
+  readonly model: string;
   readonly calls: number;
   readonly failedCalls: number;
   readonly replan: Replan | null;
@@ -67,40 +72,62 @@ export class DemoServing {
     }
   }
 
-  /** One virtual day: the burst (if any), then the nightly load collection and re-plan. */
-  async day(dayStartMs: number): Promise<ServingDayReport> {
-    const model = this.ctx.settings.MODEL_NAME;
-    let calls = 0;
-    let failedCalls = 0;
+  /**
+   * One virtual day: the burst (if any) sent to every model's serving API, then the nightly load
+   * collection and re-plan of each model. One model without an API never holds up the others.
+   */
+  async day(dayStartMs: number): Promise<ServingDayReport[]> {
+    const pipelines = deployedPipelines(this.ctx.settings).pipelines;
+    const calls = new Map<string, { calls: number; failedCalls: number }>(
+      pipelines.map((p) => [p.name, { calls: 0, failedCalls: 0 }]),
+    );
     const burst = burstOfDay(dayStartMs);
     if (burst && burst.startMs >= this.clock.now().getTime()) {
       await this.host.runUntil(new Date(burst.startMs));
-      const serving = await this.ctx.serving.get(model);
-      if (serving?.endpoint) {
+      const served: { pipeline: PipelineDefinition; serving: ServingRecord & { endpoint: string } }[] = [];
+      for (const pipeline of pipelines) {
+        const serving = await this.ctx.serving.get(pipeline.name);
+        if (serving?.endpoint) served.push({ pipeline, serving: { ...serving, endpoint: serving.endpoint } });
+      }
+      if (served.length > 0) {
         for (const [i, rows] of burst.rowsPerCall.entries()) {
           this.clock.advanceTo(new Date(burst.startMs + i * burst.spacingMs));
-          calls++;
-          if (!(await this.predict(serving.endpoint, i, rows))) failedCalls++;
+          for (const { pipeline, serving } of served) {
+            const count = calls.get(pipeline.name)!;
+            count.calls++;
+            if (!(await this.predict(pipeline, serving.endpoint, i, rows))) count.failedCalls++;
+          }
         }
-        await collectServingLoad(this.ctx, model);
+        for (const { pipeline } of served) await collectServingLoad(this.ctx, pipeline.name);
         // Idle for the cooldown a scaling host waits before scaling in, then at zero.
         this.clock.advanceBy(CONTAINER_APPS_COOLDOWN_SECONDS * 1000);
-        await this.waitForZero(serving.groupName);
+        for (const { serving } of served) await this.waitForZero(serving.groupName);
       }
     }
     const nightly = dayStartMs + 23 * 3_600_000;
-    if (nightly < this.clock.now().getTime()) return { calls, failedCalls, replan: null };
-    await this.host.runUntil(new Date(nightly));
-    await collectServingLoad(this.ctx, model);
-    const replan = await replanServing(this.ctx, model);
-    return { calls, failedCalls, replan };
+    const late = nightly < this.clock.now().getTime();
+    if (!late) await this.host.runUntil(new Date(nightly));
+    const reports: ServingDayReport[] = [];
+    for (const pipeline of pipelines) {
+      let replan: Replan | null = null;
+      if (!late) {
+        await collectServingLoad(this.ctx, pipeline.name);
+        replan = await replanServing(this.ctx, pipeline.name);
+      }
+      reports.push({ model: pipeline.name, ...calls.get(pipeline.name)!, replan });
+    }
+    return reports;
   }
 
-  private async predict(endpoint: string, call: number, rows: number): Promise<boolean> {
-    const invoices = Array.from({ length: rows }, (_, j) => {
-      const { vatRatePercent: _label, ...invoice } = this.rows[(call * 7 + j) % this.rows.length];
-      return invoice;
-    });
+  private async predict(
+    pipeline: PipelineDefinition,
+    endpoint: string,
+    call: number,
+    rows: number,
+  ): Promise<boolean> {
+    const invoices = Array.from({ length: rows }, (_, j) =>
+      predictionInput(pipeline, this.rows[(call * 7 + j) % this.rows.length]),
+    );
     try {
       const response = await fetch(`${endpoint}/predict`, {
         method: 'POST',

@@ -19,6 +19,7 @@ import { measureInvocation } from '../../shared/sci/processUsage';
 import { METRIC } from '../../shared/telemetry/telemetry';
 import { sweepIncoming, type SweepReport } from '../../shared/pipeline/incomingSweep';
 import { describeError } from '../../shared/errors';
+import { deployedPipelines } from '../../shared/pipelines/deployedPipelines';
 
 /**
  * Plays the Functions host's part for `npm start` and the end-to-end test: fires the carbon
@@ -172,11 +173,13 @@ export class LocalHost {
     }
     return unsettled;
   }
-  /** Whether any orchestration or retrain request is still open. */
+  /** Whether any orchestration or any declared model's retrain request is still open. */
   async busy(): Promise<boolean> {
     if ((await this.runtime.nextDueAt()) !== null) return true;
-    const pending = await this.ctx.pending.get(this.ctx.settings.MODEL_NAME);
-    return pending !== null;
+    for (const { name } of deployedPipelines(this.ctx.settings).pipelines) {
+      if ((await this.ctx.pending.get(name)) !== null) return true;
+    }
+    return false;
   }
 
   /**

@@ -11,11 +11,12 @@ import { VirtualClock } from './virtualClock';
 import {
   generateWeek,
   weekStartDate,
-  SCENARIOS,
+  ALL_SCENARIOS,
   type GeneratorOptions,
   type ScenarioName,
 } from '../../shared/invoices/generator';
 import { serializeCsv } from '../../shared/invoices/serialize';
+import type { InvoiceRow } from '../../shared/invoices/schema';
 import { RecordingTelemetry } from '../../shared/telemetry/telemetry';
 import { parseWith } from '../../shared/validation';
 import { describeError, isGreenMlError } from '../../shared/errors';
@@ -29,6 +30,8 @@ import { LocalLauncher, defaultEntrypoints } from '../../shared/containers/local
 import { ProcessLedger, hostIdentity, isDeadHost } from './processLedger';
 import { restoreServingApis } from './recovery';
 import { crashPointFromEnv, type CrashPoint } from './crashPoint';
+import { demoPipelinesFile } from './demoModels';
+import { deployedPipelines } from '../../shared/pipelines/deployedPipelines';
 
 /**
  * `npm start`: the whole pipeline on this machine, on embedded defaults. Azurite is started for
@@ -38,7 +41,7 @@ import { crashPointFromEnv, type CrashPoint } from './crashPoint';
  * the containers run as local processes. It ends with a summary and an HTML report.
  */
 const OPTIONS_SCHEMA = z.object({
-  scenario: z.enum(SCENARIOS as [ScenarioName, ...ScenarioName[]]),
+  scenario: z.enum(ALL_SCENARIOS as [ScenarioName, ...ScenarioName[]]),
   weeks: z.coerce.number().int().min(2).max(52),
   rowsPerWeek: z.coerce.number().int().min(500).max(200_000),
   seed: z.coerce.number().int(),
@@ -55,6 +58,8 @@ const DEMO_SETTINGS: Record<string, string> = {
   HEALTH_CHECK_INTERVAL_SECONDS: '1',
   HEALTH_CHECK_ATTEMPTS: '15',
   TRAINING_WINDOW_BATCHES: '6',
+  // Two models on the generated data (vat-rate and account-code), from the bundled pipelines file.
+  PIPELINES_FILE: demoPipelinesFile(),
 };
 
 function stamp(clock: VirtualClock): string {
@@ -128,8 +133,9 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       idleTimeoutMs: 300,
       now: clock.now,
       beforeReplicaStop: async (api, url) => {
-        if (composed)
-          await recordLoadFrom(composed, settings.MODEL_NAME, api.groupName, url).catch(() => undefined);
+        // Each model's API is launched tagged with its model: its load goes to that model's records.
+        const model = api.spec.tags.model ?? settings.MODEL_NAME;
+        if (composed) await recordLoadFrom(composed, model, api.groupName, url).catch(() => undefined);
       },
     });
     const ctx = await composePipeline(settings, {
@@ -159,12 +165,19 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
     const host = await LocalHost.create(ctx, clock, {
       onBatch: (outcome) => {
         if (outcome.kind === 'evaluated') {
-          const r = outcome.record;
-          const accuracy =
-            r.accuracy === null ? 'no champion yet' : `accuracy ${(r.accuracy * 100).toFixed(1)} %`;
-          progress(
-            `${r.batchName}: ${r.rowsAccepted} rows, ${accuracy} -> ${r.decision.kind} (${outcome.action})`,
-          );
+          for (const result of outcome.pipelines) {
+            if (result.kind === 'skipped') {
+              progress(`${outcome.batchName}: skipped for ${result.modelName}: ${result.reason}`);
+              continue;
+            }
+            const r = result.record;
+            const accuracy =
+              r.accuracy === null ? 'no champion yet' : `accuracy ${(r.accuracy * 100).toFixed(1)} %`;
+            const model = outcome.pipelines.length > 1 ? ` [${r.modelName}]` : '';
+            progress(
+              `${r.batchName}${model}: ${r.rowsAccepted} rows, ${accuracy} -> ${r.decision.kind} (${result.action})`,
+            );
+          }
         } else if (outcome.kind === 'quarantined') {
           progress(`${outcome.batchName}: quarantined (${outcome.code}) ${outcome.reason}`);
         }
@@ -174,23 +187,29 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
         if (crashPoint?.kind === 'activity') await pauseIfReached(crashPoint, name, phase);
       },
     });
+    const pipelines = deployedPipelines(settings).pipelines;
     progress(
-      `demo: ${options.scenario}, ${options.weeks} weeks x ${options.rowsPerWeek} invoices, carbon ${settings.CARBON_PROVIDER} ` +
+      `demo: ${options.scenario}, ${options.weeks} weeks x ${options.rowsPerWeek} invoices, ` +
+        `models ${pipelines.map((p) => `${p.name} (label ${p.label})`).join(', ')}, carbon ${settings.CARBON_PROVIDER} ` +
         `(${settings.CARBON_TRACE_YEAR} trace, ${settings.CARBON_TRACE_FORECAST} forecast), regions ${settings.ALLOWED_REGIONS.join(', ')}`,
     );
     // The killed run was delivering the last upload's event at this clock when it stopped: finish
     // the batches it had claimed and deliver the rest now, as the uninterrupted run did.
     for (const delivery of released) await host.redeliver(delivery.name, delivery.etag);
     if (resumeState) await host.deliverBlobEvents();
-    const demoServing = new DemoServing(ctx, host, clock, launcher, generateWeek(generator, 0));
+    const sampleRows = generateWeek(generator, 0);
+    const demoServing = new DemoServing(ctx, host, clock, launcher, sampleRows);
     for (let week = resumeState?.nextWeek ?? 0; week < options.weeks; week++) {
       // A week's batch is uploaded when the week is over.
       const weekStartMs = Date.parse(`${weekStartDate(generator, week)}T00:00:00Z`);
       const uploadAt = new Date(weekStartMs + 7 * 86_400_000 + 6 * 3_600_000);
       for (let day = 0; day < 7; day++) {
-        const served = await demoServing.day(weekStartMs + day * 86_400_000);
-        if (served.replan?.kind === 'switched' || served.replan?.kind === 'unhealthy') {
-          progress(`serving re-plan: ${served.replan.kind} (${describePlanRecord(served.replan.plan)})`);
+        for (const served of await demoServing.day(weekStartMs + day * 86_400_000)) {
+          if (served.replan?.kind === 'switched' || served.replan?.kind === 'unhealthy') {
+            progress(
+              `serving re-plan of ${served.model}: ${served.replan.kind} (${describePlanRecord(served.replan.plan)})`,
+            );
+          }
         }
       }
       await host.runUntil(uploadAt);
@@ -213,11 +232,27 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       scenario: options.scenario,
       wallSeconds: (Date.now() - startedAt) / 1000,
       fromIso: `${weekStartDate(generator, 0)}T00:00:00.000Z`,
+      sampleRow: sampleRows[Symbol.iterator]().next().value as InvoiceRow,
     });
-    // What the crash matrix compares with the uninterrupted run: the champion, and the model APIs
-    // actually running (processes, from the ledger) before the demo stops them.
-    const champion = await ctx.registry.getChampion(settings.MODEL_NAME);
-    const servingRecord = await ctx.serving.get(settings.MODEL_NAME);
+    // What the crash matrix compares with the uninterrupted run: each model's champion, and the
+    // model APIs actually running (processes, from the ledger) before the demo stops them.
+    const models = [];
+    for (const m of summary.models) {
+      const champion = await ctx.registry.getChampion(m.model);
+      models.push({
+        ...m,
+        champion: champion
+          ? {
+              versionId: champion.pointer.versionId,
+              accuracy: (await ctx.registry.getVersionMetadata(m.model, champion.pointer.versionId))
+                .holdoutMetrics.accuracy,
+              // Same scenario and seed, same bytes: the crash matrix compares it with the reference.
+              artifactSha256: await ctx.registry.getArtifactSha256(m.model, champion.pointer.versionId),
+            }
+          : null,
+        servingVersionId: (await ctx.serving.get(m.model))?.versionId ?? null,
+      });
+    }
     // A scaled-to-zero API serves through its front even with no process up; a replica is its API's.
     const modelApisRunning = new Set([
       ...ledger
@@ -238,20 +273,7 @@ export async function runDemo(options: DemoOptions): Promise<{ reportPath: strin
       JSON.stringify(
         {
           ...summary,
-          champion: champion
-            ? {
-                versionId: champion.pointer.versionId,
-                accuracy: (
-                  await ctx.registry.getVersionMetadata(settings.MODEL_NAME, champion.pointer.versionId)
-                ).holdoutMetrics.accuracy,
-                // Same scenario and seed, same bytes: the crash matrix compares it with the reference.
-                artifactSha256: await ctx.registry.getArtifactSha256(
-                  settings.MODEL_NAME,
-                  champion.pointer.versionId,
-                ),
-              }
-            : null,
-          servingVersionId: servingRecord?.versionId ?? null,
+          models,
           modelApisRunning,
           containersLeftRunning: left.length,
         },
@@ -341,7 +363,7 @@ async function writeResumeState(outDir: string, state: z.output<typeof RESUME_SC
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('npm start')
     .description('Run the whole pipeline locally on a generated demo scenario and real carbon traces.')
-    .option('--scenario <name>', `drift scenario (${SCENARIOS.join(', ')})`, 'vat-reform')
+    .option('--scenario <name>', `drift scenario (${ALL_SCENARIOS.join(', ')})`, 'vat-reform')
     .option('--weeks <n>', 'weekly batches to upload', '12')
     .option('--rows-per-week <n>', 'invoices per weekly batch', '4000')
     .option('--seed <n>', 'generator seed', '7')

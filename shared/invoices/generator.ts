@@ -48,19 +48,26 @@ import {
 export { serializeCsv, serializeJsonl } from './serialize';
 
 /**
- * Synthetic labelled invoice batches, one per week, for four drift scenarios:
+ * Synthetic labelled invoice batches, one per week, for five drift scenarios:
  * - `stable`: the founding world, Finnish rates frozen at their pre-2024-09 values;
  * - `supplier-churn`: gradual drift, founding suppliers leave (8 %/week) and new ones arrive with
  *   a sector mix shifting towards software, travel and marketing, so an old model degrades slowly;
  * - `vat-reform`: sudden concept drift, Finland's general rate goes 24 → 25.5 % for rows issued on
  *   or after 2024-09-01 (other rates unchanged);
  * - `new-market`: from week `newMarketStartWeek` the SaaS gains Swedish customers who book Swedish
- *   suppliers at Swedish rates (25/12/6 %) on BAS accounts; no SE supplier appears before that week.
+ *   suppliers at Swedish rates (25/12/6 %) on BAS accounts; no SE supplier appears before that week;
+ * - `chart-of-accounts`: sudden drift of the bookings only, the VAT rates of `stable`: from week
+ *   `accountChangeStartWeek` the company adopts a new chart of accounts, so purchases each receiver
+ *   used to book on a sector's usual account go to its alternative account and the other way round
+ *   (same codes, same categories), which moves an account-code model and leaves a VAT-rate model be.
  * Label noise: 3 % of rows are booked at another rate valid on that date, 4 % on a random account,
  * and the reverse-charge flag is sometimes missing or wrong, so no model reaches 100 %.
  */
-export type ScenarioName = 'stable' | 'supplier-churn' | 'vat-reform' | 'new-market';
+export type ScenarioName = 'stable' | 'supplier-churn' | 'vat-reform' | 'new-market' | 'chart-of-accounts';
+/** The scenarios that move the VAT-rate model (the policy benchmarks replay these). */
 export const SCENARIOS: readonly ScenarioName[] = ['stable', 'supplier-churn', 'vat-reform', 'new-market'];
+/** Every scenario, with `chart-of-accounts`, which moves the bookings (an account-code model) only. */
+export const ALL_SCENARIOS: readonly ScenarioName[] = [...SCENARIOS, 'chart-of-accounts'];
 
 export interface GeneratorOptions {
   scenario: ScenarioName;
@@ -77,7 +84,7 @@ const ACCOUNT_NOISE = 0.04;
 const CREDIT_NOTE_SHARE = 0.015;
 
 const OPTIONS_SCHEMA = z.object({
-  scenario: z.enum(SCENARIOS as [ScenarioName, ...ScenarioName[]]),
+  scenario: z.enum(ALL_SCENARIOS as [ScenarioName, ...ScenarioName[]]),
   weeks: z.number().int().min(1).max(520),
   rowsPerWeek: z.number().int().min(1).max(10_000_000),
   seed: z
@@ -122,6 +129,11 @@ function checkWeek(options: Required<GeneratorOptions>, weekIndex: number): void
 
 /** The week from which `new-market` has Swedish receivers: the middle of the run (at least week 1). */
 export function newMarketStartWeek(options: GeneratorOptions): number {
+  return Math.max(1, Math.floor(validated(options).weeks / 2));
+}
+
+/** The week from which `chart-of-accounts` books on the new chart: the middle of the run (at least week 1). */
+export function accountChangeStartWeek(options: GeneratorOptions): number {
   return Math.max(1, Math.floor(validated(options).weeks / 2));
 }
 
@@ -195,6 +207,8 @@ interface WeekPlan {
   readonly fi: Market;
   /** Swedish customers (new-market, from its start week); `share` of the week's rows are theirs. */
   readonly se?: Market & { share: number };
+  /** Which of a sector's accounts receivers book on: the founding habits, or the new chart's. */
+  readonly chart: 'original' | 'new';
 }
 
 interface Market {
@@ -215,6 +229,10 @@ function planWeek(options: Required<GeneratorOptions>, weekIndex: number): WeekP
   const plan: WeekPlan = {
     weekStart: addDays(options.startDate, 7 * weekIndex),
     regime: options.scenario === 'vat-reform' ? 'historical' : 'frozen',
+    chart:
+      options.scenario === 'chart-of-accounts' && weekIndex >= accountChangeStartWeek(options)
+        ? 'new'
+        : 'original',
     fi: {
       receivers: new WeightedSampler(world.receivers, (r) => r.popularity),
       suppliers: new WeightedSampler(suppliers, (s) => s.popularity),
@@ -270,6 +288,7 @@ function account(
   supplier: Supplier,
   category: VatCategory,
   accounts: readonly string[],
+  chart: WeekPlan['chart'],
 ): string {
   let code: string;
   if (rng() < ACCOUNT_NOISE) {
@@ -279,7 +298,10 @@ function account(
   } else {
     // Each receiver has a stable habit per (sector, category): mostly the usual account, sometimes another.
     const habit = streamKey(receiver.habitKey, supplier.sector.name, category);
-    code = habit % 4 === 0 ? accounts[1 + (habit % (accounts.length - 1))] : accounts[0];
+    const usual = habit % 4 !== 0;
+    // The new chart swaps usual and alternative: the same draws, so only the bookings move.
+    const onUsual = chart === 'original' ? usual : !usual;
+    code = onUsual ? accounts[0] : accounts[1 + (habit % (accounts.length - 1))];
   }
   if (code === '4000' && supplier.sector.supplies === 'goods' && supplier.country !== receiver.country) {
     code = EU_COUNTRIES.has(supplier.country)
@@ -325,7 +347,7 @@ function makeRow(rng: Rng, plan: WeekPlan, index: number): InvoiceRow {
     supplierId: supplier.id,
     supplierCountry: supplier.country,
     receiverId: receiver.id,
-    accountCode: account(rng, receiver, supplier, category, mixEntry.accounts),
+    accountCode: account(rng, receiver, supplier, category, mixEntry.accounts, plan.chart),
     currency,
     amountNet,
     lineCount,

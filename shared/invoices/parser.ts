@@ -6,8 +6,14 @@ import { CsvRecordSplitter } from './csvRecords';
 import { type BatchSourceInfo, resolveFormat } from './formats';
 import { JsonlRecordSplitter } from './jsonlRecords';
 import { DEFAULT_LIMITS, type DefectSite, type RawRecord, type RecordLimits } from './limits';
-import { acceptedJsonRow, acceptedRow } from './rowFastPath';
-import { INVOICE_COLUMNS, INVOICE_ROW_SCHEMA, type InvoiceRow } from './schema';
+import { acceptedJsonRow, acceptedPartialRow, acceptedRow } from './rowFastPath';
+import {
+  INVOICE_COLUMNS,
+  INVOICE_ROW_SCHEMA,
+  type InvoiceColumnName,
+  type InvoiceRow,
+  type PartialInvoiceRow,
+} from './schema';
 
 export { type BatchFormat, type BatchSourceInfo, detectFormat } from './formats';
 export { type BatchSummary, BatchTally } from './tally';
@@ -17,14 +23,30 @@ export { type BatchSummary, BatchTally } from './tally';
  * blank lines are not counted, so in both formats it is "the Nth non-blank record after the
  * header" (for a CSV without quoted line breaks, the physical line number minus one).
  */
-export type ParsedRecord =
-  | { kind: 'accepted'; rowNumber: number; row: InvoiceRow }
+export type ParsedRecord<Row = InvoiceRow> =
+  | { kind: 'accepted'; rowNumber: number; row: Row }
   | { kind: 'rejected'; rowNumber: number; reason: string; issues: { path: string; message: string }[] };
 
 export interface ParseOptions {
   maxFieldBytes?: number;
   maxRecordBytes?: number;
 }
+
+export interface PartialParseOptions extends ParseOptions {
+  /**
+   * Called once, before the first accepted row, with the columns the batch carries (schema order):
+   * a CSV's header, or the keys of a JSON Lines batch's first object row.
+   */
+  onColumns?: (columns: readonly InvoiceColumnName[]) => void;
+}
+
+/**
+ * Which columns a batch must carry. `all`: every schema column (training and the single-model
+ * tools). `present`: only `invoiceId` (a row's identity); the columns a batch does carry are
+ * validated with the same checks, and every row must carry the same ones.
+ */
+type ColumnRule =
+  { kind: 'all' } | { kind: 'present'; onColumns: (columns: readonly InvoiceColumnName[]) => void };
 
 const OPTIONS_SCHEMA = z.object({
   maxFieldBytes: z.number().int().positive().optional(),
@@ -59,13 +81,38 @@ export async function* parseInvoiceBatchChunks(
   info: BatchSourceInfo,
   options: ParseOptions = {},
 ): AsyncGenerator<ParsedRecord[]> {
+  // With every column required, every accepted row is a whole InvoiceRow.
+  yield* parseChunks(source, info, options, { kind: 'all' }) as AsyncGenerator<ParsedRecord[]>;
+}
+
+/**
+ * A batch that may carry only some of the columns (say, no label for one of the models): the
+ * columns present are validated as in parseInvoiceBatchChunks, and `options.onColumns` is told
+ * which they are before the first row. A header naming an unknown or duplicate column, or one
+ * without `invoiceId`, still makes the batch unreadable.
+ */
+export async function* parsePartialBatchChunks(
+  source: ByteSource,
+  info: BatchSourceInfo,
+  options: PartialParseOptions = {},
+): AsyncGenerator<ParsedRecord<PartialInvoiceRow>[]> {
+  const { onColumns = () => {}, ...limits } = options;
+  yield* parseChunks(source, info, limits, { kind: 'present', onColumns });
+}
+
+async function* parseChunks(
+  source: ByteSource,
+  info: BatchSourceInfo,
+  options: ParseOptions,
+  rule: ColumnRule,
+): AsyncGenerator<ParsedRecord<PartialInvoiceRow>[]> {
   const parsed = parseWith(OPTIONS_SCHEMA, options, 'batch parse options');
   const limits: RecordLimits = {
     maxFieldBytes: parsed.maxFieldBytes ?? DEFAULT_LIMITS.maxFieldBytes,
     maxRecordBytes: parsed.maxRecordBytes ?? DEFAULT_LIMITS.maxRecordBytes,
   };
   const { format } = resolveFormat(info);
-  const rows = format === 'csv' ? new CsvRows(limits) : new JsonlRows(limits);
+  const rows = format === 'csv' ? new CsvRows(limits, rule) : new JsonlRows(limits, rule);
   let rowNumber = 0;
   const bytes = batchBytes(source, info.fileName)[Symbol.asyncIterator]();
   for (;;) {
@@ -76,7 +123,7 @@ export async function* parseInvoiceBatchChunks(
       throw withPosition(error, rowNumber);
     }
     const records = next.done ? rows.end() : rows.push(next.value);
-    const parsed: ParsedRecord[] = [];
+    const parsed: ParsedRecord<PartialInvoiceRow>[] = [];
     for (const record of records) {
       const result = rows.toParsed(record, rowNumber + 1);
       if (result === undefined) continue;
@@ -98,17 +145,47 @@ function withPosition(error: unknown, rowsRead: number): unknown {
   );
 }
 
-function accept(rowNumber: number, value: unknown): ParsedRecord {
-  const row = acceptedJsonRow(value);
+/**
+ * The columns one batch carries and the schema that checks its rows: the full row schema, or the
+ * same schema picked down to the columns present (built once per batch, not per row).
+ */
+class CarriedColumns {
+  readonly all: boolean;
+  readonly schema: z.ZodType<PartialInvoiceRow>;
+
+  constructor(readonly columns: readonly InvoiceColumnName[]) {
+    this.all = columns.length === INVOICE_COLUMNS.length;
+    this.schema = this.all
+      ? INVOICE_ROW_SCHEMA
+      : INVOICE_ROW_SCHEMA.pick(
+          Object.fromEntries(columns.map((c) => [c, true])) as Record<InvoiceColumnName, true>,
+        );
+  }
+}
+
+const ALL_COLUMNS = new CarriedColumns(INVOICE_COLUMNS);
+
+/** The columns of the schema that `names` holds, in schema order. */
+function carriedOf(names: Iterable<string>): InvoiceColumnName[] {
+  const present = new Set(names);
+  return INVOICE_COLUMNS.filter((c) => present.has(c));
+}
+
+function accept(rowNumber: number, value: unknown, carried: CarriedColumns): ParsedRecord<PartialInvoiceRow> {
+  const row = carried.all ? acceptedJsonRow(value) : undefined;
   if (row !== undefined) return { kind: 'accepted', rowNumber, row };
-  return validate(rowNumber, value);
+  return validate(rowNumber, value, carried);
 }
 
 /** Zod's verdict, with its issues on a rejection. */
-function validate(rowNumber: number, value: unknown): ParsedRecord {
-  let result: ReturnType<typeof INVOICE_ROW_SCHEMA.safeParse>;
+function validate(
+  rowNumber: number,
+  value: unknown,
+  carried: CarriedColumns,
+): ParsedRecord<PartialInvoiceRow> {
+  let result: ReturnType<typeof carried.schema.safeParse>;
   try {
-    result = INVOICE_ROW_SCHEMA.safeParse(value);
+    result = carried.schema.safeParse(value);
   } catch (error) {
     // A check that throws on odd input must cost one row, never the batch.
     return rejection(rowNumber, [
@@ -140,13 +217,13 @@ function defect(
   site: DefectSite,
   reason: string,
   columnNames: readonly string[] = [],
-): ParsedRecord {
+): ParsedRecord<never> {
   if (site.kind === 'row') return rejection(rowNumber, [{ path: '(row)', message: reason }]);
   const label = site.kind === 'key' ? site.key : (columnNames[site.index] ?? `cell ${site.index + 1}`);
   return rejection(rowNumber, [{ path: label, message: `${label} ${reason}` }]);
 }
 
-function rejection(rowNumber: number, issues: { path: string; message: string }[]): ParsedRecord {
+function rejection(rowNumber: number, issues: { path: string; message: string }[]): ParsedRecord<never> {
   const reason = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
   return { kind: 'rejected', rowNumber, reason, issues };
 }
@@ -154,7 +231,10 @@ function rejection(rowNumber: number, issues: { path: string; message: string }[
 /** Turns split records into ParsedRecords; `undefined` means "not a data row" (the header). */
 abstract class Rows {
   protected abstract readonly decoder: RowDecoder;
-  abstract toParsed(record: RawRecord<unknown>, rowNumber: number): ParsedRecord | undefined;
+  abstract toParsed(
+    record: RawRecord<unknown>,
+    rowNumber: number,
+  ): ParsedRecord<PartialInvoiceRow> | undefined;
   abstract emptyMessage(fileName: string): string;
 
   push(chunk: Buffer): RawRecord<unknown>[] {
@@ -167,13 +247,29 @@ abstract class Rows {
 
 class JsonlRows extends Rows {
   protected readonly decoder: JsonlRecordSplitter;
-  constructor(limits: RecordLimits) {
+  private carried: CarriedColumns | undefined;
+  constructor(
+    limits: RecordLimits,
+    private readonly rule: ColumnRule,
+  ) {
     super();
     this.decoder = new JsonlRecordSplitter(limits);
+    if (rule.kind === 'all') this.carried = ALL_COLUMNS;
   }
-  toParsed(record: RawRecord<unknown>, rowNumber: number): ParsedRecord {
+  toParsed(record: RawRecord<unknown>, rowNumber: number): ParsedRecord<PartialInvoiceRow> {
     if (record.kind === 'malformed') return defect(rowNumber, record.site, record.reason);
-    return accept(rowNumber, record.value);
+    return accept(rowNumber, record.value, this.carried ?? this.columnsFrom(record.value));
+  }
+  /**
+   * A JSON Lines batch has no header: its first object row says which columns it carries (plus
+   * `invoiceId`, always required), and every later row is held to the same columns.
+   */
+  private columnsFrom(value: unknown): CarriedColumns {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return ALL_COLUMNS;
+    const carried = new CarriedColumns(carriedOf([...Object.keys(value), 'invoiceId']));
+    this.carried = carried;
+    if (this.rule.kind === 'present') this.rule.onColumns(carried.columns);
+    return carried;
   }
   emptyMessage(fileName: string): string {
     return `Batch "${fileName}" has no rows (only blank lines)`;
@@ -196,13 +292,17 @@ class CsvRows extends Rows {
   private positions: number[] | undefined;
   private headerWidth = 0;
   private names: readonly string[] = [];
+  private carried = ALL_COLUMNS;
 
-  constructor(limits: RecordLimits) {
+  constructor(
+    limits: RecordLimits,
+    private readonly rule: ColumnRule,
+  ) {
     super();
     this.decoder = new CsvRecordSplitter(limits);
   }
 
-  toParsed(record: RawRecord<unknown>, rowNumber: number): ParsedRecord | undefined {
+  toParsed(record: RawRecord<unknown>, rowNumber: number): ParsedRecord<PartialInvoiceRow> | undefined {
     if (!this.positions) {
       this.readHeader(record as RawRecord<string[]>);
       return undefined;
@@ -211,11 +311,14 @@ class CsvRows extends Rows {
     const cells = record.value as string[];
     if (cells.length !== this.headerWidth) return rejection(rowNumber, this.widthIssues(cells.length));
     const positions = this.positions;
-    const row = acceptedRow(cells, positions);
+    const { columns } = this.carried;
+    const row = this.carried.all
+      ? acceptedRow(cells, positions)
+      : acceptedPartialRow(cells, columns, positions);
     if (row !== undefined) return { kind: 'accepted', rowNumber, row };
     const object: Record<string, string> = {};
-    for (let k = 0; k < INVOICE_COLUMNS.length; k++) object[INVOICE_COLUMNS[k]] = cells[positions[k]];
-    return validate(rowNumber, object);
+    for (let k = 0; k < columns.length; k++) object[columns[k]] = cells[positions[k]];
+    return validate(rowNumber, object, this.carried);
   }
 
   emptyMessage(fileName: string): string {
@@ -252,13 +355,15 @@ class CsvRows extends Rows {
     const expected = new Set<string>(INVOICE_COLUMNS);
     const seen = new Set<string>();
     const duplicates = names.filter((n) => (seen.has(n) ? true : (seen.add(n), false)));
-    const missing = INVOICE_COLUMNS.filter((c) => !seen.has(c));
+    const absent = INVOICE_COLUMNS.filter((c) => !seen.has(c));
+    // Only a row's identity is required of a batch that may lack some models' columns.
+    const missing = this.rule.kind === 'all' ? absent : absent.filter((c) => c === 'invoiceId');
     const unknown = names.filter((n) => !expected.has(n));
-    if (missing.length === INVOICE_COLUMNS.length) {
+    if (absent.length === INVOICE_COLUMNS.length) {
       throw new BatchUnreadableError(
         `CSV has no header line: the first line has none of the columns ${INVOICE_COLUMNS.join(', ')}`,
         'bad-header',
-        { details: { missing, unknown: unknown.slice(0, 10) } },
+        { details: { missing: absent, unknown: unknown.slice(0, 10) } },
       );
     }
     const problems: string[] = [];
@@ -270,7 +375,12 @@ class CsvRows extends Rows {
         details: { missing, unknown: unknown.slice(0, 10), duplicates: duplicates.slice(0, 10) },
       });
     }
-    this.positions = INVOICE_COLUMNS.map((c) => names.indexOf(c));
+    const carried = carriedOf(names);
+    if (this.rule.kind === 'present') {
+      this.carried = new CarriedColumns(carried);
+      this.rule.onColumns(carried);
+    }
+    this.positions = this.carried.columns.map((c) => names.indexOf(c));
     this.headerWidth = names.length;
     this.names = names;
   }

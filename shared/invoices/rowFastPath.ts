@@ -1,5 +1,5 @@
 import { INVOICE_CELL_CHECKS } from './cells';
-import { INVOICE_COLUMNS, type InvoiceRow } from './schema';
+import { INVOICE_COLUMNS, type InvoiceColumnName, type InvoiceRow, type PartialInvoiceRow } from './schema';
 
 /**
  * The row schema without zod's per-row machinery, for the rows that pass it (nearly all of a real
@@ -85,4 +85,23 @@ export function acceptedJsonRow(value: unknown): InvoiceRow | undefined {
     INVOICE_COLUMNS.map((column) => record[column]),
     IDENTITY,
   );
+}
+
+/**
+ * A row of a batch carrying only `columns` (schema order): `cells[positions[k]]` is the cell of
+ * `columns[k]`. The same checks, through a loop rather than unrolled (such batches are the rare
+ * case); undefined on any failing cell, so zod gives the issues.
+ */
+export function acceptedPartialRow(
+  cells: readonly unknown[],
+  columns: readonly InvoiceColumnName[],
+  positions: readonly number[],
+): PartialInvoiceRow | undefined {
+  const row: Record<string, unknown> = {};
+  for (let k = 0; k < columns.length; k++) {
+    const result = (c[columns[k]] as (raw: unknown) => { ok: boolean; value?: unknown })(cells[positions[k]]);
+    if (!result.ok) return undefined;
+    row[columns[k]] = result.value;
+  }
+  return row as PartialInvoiceRow;
 }

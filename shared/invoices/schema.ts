@@ -34,6 +34,14 @@ export const INVOICE_ROW_SCHEMA = z.strictObject({
 
 export type InvoiceRow = z.output<typeof INVOICE_ROW_SCHEMA>;
 
+export type InvoiceColumnName = keyof InvoiceRow;
+
+/**
+ * A row of a batch that carries only some columns (the parser says which): its identity always,
+ * the rest when the batch has them.
+ */
+export type PartialInvoiceRow = Pick<InvoiceRow, 'invoiceId'> & Partial<Omit<InvoiceRow, 'invoiceId'>>;
+
 /** Column order of CSV batches (header required, order free, names exact). */
 export const INVOICE_COLUMNS = Object.keys(INVOICE_ROW_SCHEMA.shape) as (keyof InvoiceRow)[];
 

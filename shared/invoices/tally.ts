@@ -19,7 +19,7 @@ export class BatchTally {
 
   constructor(private readonly maxRejections = 1000) {}
 
-  add(record: ParsedRecord): void {
+  add(record: ParsedRecord<unknown>): void {
     this.rowsRead++;
     if (record.kind === 'accepted') {
       this.accepted++;

@@ -3,9 +3,9 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { deriveSeed } from './random';
+import { addTreeVotes, walkTreeOf } from './treeWalk';
 import {
   growTree,
-  LEAF,
   LEAF_SCALE,
   toColumns,
   type ColumnMatrix,
@@ -166,38 +166,6 @@ async function growInWorkers(
 }
 
 /**
- * A tree as one array, two words a node: (feature | threshold << 8) and child. A step of the walk
- * then reads one cache line instead of three (feature, threshold and child arrays). A leaf whose
- * distribution is a single class (most leaves of a fully grown tree) holds -(class + 1) instead of
- * its vector, so its vote is one addition instead of K. Built once per tree, kept as long as it is.
- */
-const packedTrees = new WeakMap<Tree, Int32Array>();
-
-function packed(tree: Tree, K: number): Int32Array {
-  let nodes = packedTrees.get(tree);
-  if (nodes === undefined) {
-    const { feature, threshold, child, leafValues } = tree;
-    nodes = new Int32Array(feature.length * 2);
-    for (let n = 0; n < feature.length; n++) {
-      nodes[2 * n] = feature[n] | (threshold[n] << 8);
-      nodes[2 * n + 1] = feature[n] === LEAF ? leafWord(leafValues, child[n], K) : child[n];
-    }
-    packedTrees.set(tree, nodes);
-  }
-  return nodes;
-}
-
-function leafWord(leafValues: Uint16Array, vector: number, K: number): number {
-  let pure = -1;
-  for (let k = 0; k < K; k++) {
-    const v = leafValues[vector * K + k];
-    if (v === LEAF_SCALE && pure < 0) pure = k;
-    else if (v !== 0) return vector;
-  }
-  return pure < 0 ? vector : -(pure + 1);
-}
-
-/**
  * Soft vote: the mean over trees of each row's leaf class distribution (scikit-learn's
  * predict_proba). Tree-major over the whole chunk, so one tree's nodes stay in cache while it
  * walks every row. Leaf values are integers summed exactly (50 trees × 65535 fits a Uint32).
@@ -209,39 +177,11 @@ export function predictProba(forest: Forest, bins: Uint16Array, rows: number): F
   if (bins.length !== rows * F) throw new RangeError(`expected ${rows * F} bins, got ${bins.length}`);
   const sums = new Uint32Array(rows * K);
   const ids = allRows(rows);
-  for (const tree of forest.trees)
-    addTreeVotes(packed(tree, K), tree.leafValues, bins, ids, rows, F, K, sums);
+  for (const tree of forest.trees) addTreeVotes(walkTreeOf(tree, K), bins, ids, rows, F, K, sums);
   const probabilities = new Float32Array(rows * K);
   const scale = 1 / (LEAF_SCALE * Math.max(1, forest.trees.length));
   for (let i = 0; i < sums.length; i++) probabilities[i] = sums[i] * scale;
   return probabilities;
-}
-
-/** One tree's leaf distribution added to the sums of the given rows. */
-function addTreeVotes(
-  nodes: Int32Array,
-  leafValues: Uint16Array,
-  bins: Uint16Array,
-  rowIds: Int32Array,
-  count: number,
-  F: number,
-  K: number,
-  sums: Uint32Array,
-): void {
-  for (let i = 0; i < count; i++) {
-    const r = rowIds[i];
-    const base = r * F;
-    let word = nodes[0];
-    let node = 0;
-    while ((word & 0xff) !== LEAF) {
-      node = nodes[2 * node + 1] + (bins[base + (word & 0xff)] > word >>> 8 ? 1 : 0);
-      word = nodes[2 * node];
-    }
-    const leaf = nodes[2 * node + 1];
-    const out = r * K;
-    if (leaf < 0) sums[out - leaf - 1] += LEAF_SCALE;
-    else for (let k = 0; k < K; k++) sums[out + k] += leafValues[leaf * K + k];
-  }
 }
 
 function allRows(rows: number): Int32Array {
@@ -265,7 +205,7 @@ export function predictClasses(forest: Forest, bins: Uint16Array, rows: number):
   let open = rows;
   const trees = forest.trees;
   for (let t = 0; t < trees.length; t++) {
-    addTreeVotes(packed(trees[t], K), trees[t].leafValues, bins, active, open, F, K, sums);
+    addTreeVotes(walkTreeOf(trees[t], K), bins, active, open, F, K, sums);
     const margin = (trees.length - t - 1) * LEAF_SCALE;
     // Worth checking only once a row can be decided at all; then every few trees.
     if (margin < (t + 1) * LEAF_SCALE && t % 4 === 3) open = undecided(sums, K, active, open, margin);

@@ -1,13 +1,18 @@
 import { createHash } from 'node:crypto';
-import { BatchUnreadableError, ValidationError, describeError } from '../errors';
-import { parseInvoiceBatch, BatchTally } from '../invoices/parser';
-import { ChunkedEvaluator, type EvaluationReport } from '../model/evaluation';
-import {
-  decideAfterEvaluation,
-  thresholdsFromSettings,
-  type RetrainDecision,
-} from '../policy/retrainDecision';
+import { BatchUnreadableError, ModelInvalidError, ValidationError, describeError } from '../errors';
+import { parsePartialBatchChunks, BatchTally, type BatchSummary } from '../invoices/parser';
+import type { InvoiceColumnName } from '../invoices/schema';
+import type { ModelMetadata } from '../model/metadata';
+import { decideAfterEvaluation, type RetrainDecision } from '../policy/retrainDecision';
 import { unseenLabelShare } from '../policy/newLabels';
+import { deployedPipelines } from '../pipelines/deployedPipelines';
+import type { PipelineDefinition } from '../pipelines/manifest';
+import {
+  MultiPipelineScorer,
+  type PipelineOutcome,
+  type PipelineScore,
+  type ScoringEntry,
+} from '../pipelines/multiScoring';
 import { measureInvocation } from '../sci/processUsage';
 import { EVENT, METRIC } from '../telemetry/telemetry';
 import { parseWith } from '../validation';
@@ -15,27 +20,42 @@ import type { PipelineContext } from './context';
 import { EVALUATION_RECORD_SCHEMA, type EvaluationRecord } from './evaluationRecords';
 import type { RetrainRequest } from './contracts';
 import { START_TRAINING_EVENT, retrainInstanceId, type StartTrainingEvent } from './contracts';
-import { loadModelVersion } from './modelCache';
+import { loadChampion, type LoadedModel } from './modelCache';
 import { isActive, startRetrainSingleton, type OrchestrationClient } from './orchestrationClient';
 import { orchestrationTimings } from './carbonPolling';
 import { footprintOfUsage } from './runRecording';
 import { utcDayOf } from '../sci/runRecords';
 import { classifyBatchName } from './batchNames';
-import type { BatchClaim, BatchJournal, Scored } from './batchLedger';
+import {
+  perPipelineJournal,
+  type BatchClaim,
+  type BatchJournal,
+  type PipelineProgress,
+  type PipelineScored,
+  type Scored,
+} from './batchLedger';
 
 /**
- * The batch evaluator: validate -> evaluate the champion -> decide -> act -> record, as a journal
- * of idempotent steps (score and report, move, pending request, orchestration, evaluation record
- * and daily count, finish) kept in the delivery's ledger claim. A worker that dies or a call that
- * fails after any step leaves a claim that the next delivery of the same batch, or the incoming
- * sweep once the claim's lease has run out, resumes from the step it reached. Work in progress is
- * never answered as a duplicate: only a finished delivery is.
+ * The batch evaluator: validate -> score with every declared pipeline (one parse) -> per pipeline
+ * decide -> act -> record, as a journal of idempotent steps (score and report, move, then for each
+ * pipeline in turn: pending request, orchestration, evaluation record and daily count; finish)
+ * kept in the delivery's ledger claim. A worker that dies or a call that fails after any step —
+ * also between one pipeline's effects and the next's — leaves a claim that the next delivery of
+ * the same batch, or the incoming sweep once the claim's lease has run out, resumes from the step
+ * it reached. Work in progress is never answered as a duplicate: only a finished delivery is.
  *
- * The batch moves to accepted/ before the decision is acted on, so a retrain started by it finds the
- * batch in its window; the decision itself is fixed in the journal when the batch is scored, so a
- * resumed attempt acts on the same decision even if the champion changed in between.
+ * The batch moves to accepted/ before any decision is acted on, so a retrain started by it finds
+ * the batch in its window; every pipeline's decision is fixed in the journal when the batch is
+ * scored, so a resumed attempt acts on the same decisions even if a champion changed in between.
+ * A batch that lacks a pipeline's label or features is skipped for that pipeline with the reason;
+ * it is quarantined only when it is unreadable, has no valid row, or no pipeline can use it.
  */
 export type EvaluatedAction = 'none' | 'started' | 'already-running' | 'merged' | 'escalated' | 'queued-next';
+
+/** What one pipeline made of an evaluated batch. */
+export type PipelineResult =
+  | { kind: 'evaluated'; modelName: string; record: EvaluationRecord; action: EvaluatedAction }
+  | { kind: 'skipped'; modelName: string; reason: string };
 
 export type BatchOutcome =
   | { kind: 'gone'; batchName: string }
@@ -44,7 +64,13 @@ export type BatchOutcome =
   | { kind: 'superseded'; batchName: string; reason: string }
   | { kind: 'ignored'; batchName: string; reason: string }
   | { kind: 'quarantined'; batchName: string; code: string; reason: string; quarantinedAs: string }
-  | { kind: 'evaluated'; batchName: string; record: EvaluationRecord; action: EvaluatedAction };
+  /** One result per declared pipeline, in declaration order; at least one is evaluated. */
+  | { kind: 'evaluated'; batchName: string; pipelines: PipelineResult[] };
+
+/** The evaluation records of an evaluated batch (skipped pipelines have none), in declaration order. */
+export function evaluatedRecords(outcome: Extract<BatchOutcome, { kind: 'evaluated' }>): EvaluationRecord[] {
+  return outcome.pipelines.flatMap((p) => (p.kind === 'evaluated' ? [p.record] : []));
+}
 
 const DRAFT_SCHEMA = EVALUATION_RECORD_SCHEMA.omit({ action: true });
 type EvaluationDraft = Omit<EvaluationRecord, 'action'>;
@@ -109,7 +135,7 @@ async function finishLeftoverMove(
   if (!scored || !journal.moved || scored.kind === 'superseded') return;
   const props = await ctx.invoices.incomingProperties(batchName);
   if (props?.etag !== etag) return;
-  if (scored.kind === 'evaluated') await ctx.invoices.accept(batchName, etag);
+  if (scored.kind !== 'quarantine') await ctx.invoices.accept(batchName, etag);
   else {
     await ctx.invoices.quarantine(
       batchName,
@@ -127,6 +153,7 @@ async function runSteps(
   claim: BatchClaim,
 ): Promise<BatchOutcome> {
   const { name: batchName, etag } = claim;
+  claim.journal = perPipelineJournal(claim.journal);
   const journal = claim.journal;
   const save = () => ctx.ledger.save(claim, ctx.now().toISOString());
   if (!journal.scored) {
@@ -165,7 +192,6 @@ async function runSteps(
     };
   }
 
-  const draft: EvaluationDraft = parseWith(DRAFT_SCHEMA, scored.draft, 'journalled evaluation');
   if (!journal.moved) {
     // Accepted before acting: a retrain started below must find this batch in its training window.
     if ((await ctx.invoices.accept(batchName, etag)) === 'superseded') {
@@ -174,26 +200,64 @@ async function runSteps(
     journal.moved = true;
     await save();
   }
-  if (!journal.action) {
-    journal.action = await act(ctx, client, claim, draft);
-    await save();
+  const pipelines = pipelinesOf(scored);
+  const results: PipelineResult[] = [];
+  for (const entry of pipelines) {
+    if (entry.kind === 'skipped') {
+      results.push(entry);
+      continue;
+    }
+    const draft: EvaluationDraft = parseWith(DRAFT_SCHEMA, entry.draft, 'journalled evaluation');
+    const progress: PipelineProgress = ((journal.progress ??= {})[entry.modelName] ??= {});
+    if (!progress.action) {
+      progress.action = await act(ctx, client, claim, progress, draft);
+      await save();
+    }
+    const action = progress.action as EvaluatedAction;
+    const record: EvaluationRecord = { ...draft, action };
+    if (!progress.recorded) {
+      await record_(ctx, record);
+      progress.recorded = true;
+      await save();
+    }
+    results.push({ kind: 'evaluated', modelName: entry.modelName, record, action });
   }
-  const action = journal.action as EvaluatedAction;
-  const record: EvaluationRecord = { ...draft, action };
-  if (!journal.recorded) {
-    await record_(ctx, record);
-    journal.recorded = true;
-    await save();
-  }
-  await ctx.ledger.finish(claim, `evaluated:${draft.decision.kind}:${action}`, ctx.now().toISOString());
+  await ctx.ledger.finish(claim, `evaluated:${outcomeText(results)}`, ctx.now().toISOString());
   // Telemetry after the ledger says done, so a resumed delivery never reports a batch twice.
-  await emitTelemetry(ctx, record);
-  ctx.log(
-    `${JSON.stringify(batchName)}: ${draft.rowsAccepted} rows accepted, ${draft.rowsRejected} rejected; ` +
-      `accuracy ${draft.accuracy === null ? 'n/a' : (draft.accuracy * 100).toFixed(1) + ' %'}; ` +
-      `${draft.decision.kind} (${draft.decision.reason}) -> ${action}`,
-  );
-  return { kind: 'evaluated', batchName, record, action };
+  for (const result of results) {
+    if (result.kind === 'skipped') {
+      ctx.log(`${JSON.stringify(batchName)}: skipped for ${result.modelName}: ${result.reason}`);
+      continue;
+    }
+    const { record, action } = result;
+    await emitTelemetry(ctx, record);
+    ctx.log(
+      `${JSON.stringify(batchName)}${pipelines.length > 1 ? ` [${record.modelName}]` : ''}: ` +
+        `${record.rowsAccepted} rows accepted, ${record.rowsRejected} rejected; ` +
+        `accuracy ${record.accuracy === null ? 'n/a' : (record.accuracy * 100).toFixed(1) + ' %'}; ` +
+        `${record.decision.kind} (${record.decision.reason}) -> ${action}`,
+    );
+  }
+  return { kind: 'evaluated', batchName, pipelines: results };
+}
+
+/** The pipelines of a scored journal; a single-model journal is its one pipeline. */
+function pipelinesOf(scored: Extract<Scored, { kind: 'pipelines' | 'evaluated' }>): PipelineScored[] {
+  if (scored.kind === 'pipelines') return scored.pipelines;
+  return [{ kind: 'evaluated', modelName: String(scored.draft.modelName), draft: scored.draft }];
+}
+
+/** The ledger's outcome: a single-model deployment's reads as it always has. */
+function outcomeText(results: PipelineResult[]): string {
+  const [only] = results;
+  if (results.length === 1 && only.kind === 'evaluated') return `${only.record.decision.kind}:${only.action}`;
+  return results
+    .map((r) =>
+      r.kind === 'skipped'
+        ? `${r.modelName}=skipped`
+        : `${r.modelName}=${r.record.decision.kind}:${r.action}`,
+    )
+    .join(',');
 }
 
 async function finishSuperseded(
@@ -206,35 +270,83 @@ async function finishSuperseded(
   return { kind: 'superseded', batchName: claim.name, reason };
 }
 
-interface ScoredBatch {
-  tally: BatchTally;
-  report: EvaluationReport | null;
-  /** Share of accepted rows labelled with a class the champion does not know; null without a champion. */
-  unseenLabelShare: number | null;
+/** A pipeline's champion as the batch is scored: loaded, absent, or unreadable (then skipped). */
+type ChampionState =
+  | { kind: 'loaded'; model: LoadedModel; baseline: ModelMetadata }
+  | { kind: 'none' }
+  | { kind: 'unreadable'; reason: string };
+
+/**
+ * Each pipeline's champion, read before the batch is streamed. A champion that fails its checks
+ * (a tampered or malformed artifact) skips its own pipeline with the reason instead of holding up
+ * every model's evaluation; a storage failure still fails the delivery, which is retried.
+ */
+async function loadChampions(
+  ctx: PipelineContext,
+  pipelines: readonly PipelineDefinition[],
+): Promise<Map<string, ChampionState>> {
+  const states = new Map<string, ChampionState>();
+  for (const { name } of pipelines) {
+    try {
+      const model = await loadChampion(ctx.registry, name);
+      states.set(
+        name,
+        model
+          ? {
+              kind: 'loaded',
+              model,
+              // The version record (not the artifact's copy) holds the measured figures.
+              baseline: await ctx.registry.getVersionMetadata(name, model.metadata.versionId),
+            }
+          : { kind: 'none' },
+      );
+    } catch (error) {
+      if (!(error instanceof ModelInvalidError)) throw error;
+      states.set(name, { kind: 'unreadable', reason: `its champion cannot be read: ${error.message}` });
+    }
+  }
+  return states;
 }
 
+interface ScoredBatch {
+  tally: BatchTally;
+  columns: readonly InvoiceColumnName[];
+  /** By pipeline name; absent when no row was accepted (nothing to score). */
+  outcomes: Map<string, PipelineOutcome>;
+}
+
+/** One streamed parse, every pipeline that can read the batch scoring each chunk of rows in turn. */
 async function scoreBatch(
   ctx: PipelineContext,
   batchName: string,
   etag: string,
-  championVersionId: string | null,
-  modelName: string,
+  entries: readonly ScoringEntry[],
 ): Promise<ScoredBatch> {
-  const model = championVersionId ? await loadModelVersion(ctx, modelName, championVersionId) : null;
-  const evaluator = model ? new ChunkedEvaluator(model) : null;
   const tally = new BatchTally();
-  const stream = await ctx.invoices.openIncoming(batchName, etag);
-  for await (const record of parseInvoiceBatch(stream, { fileName: batchName })) {
-    tally.add(record);
-    if (record.kind === 'accepted') evaluator?.add(record.row);
-  }
-  const summary = tally.summary();
-  const report = evaluator ? evaluator.report(summary.rejected) : null;
-  return {
-    tally,
-    report,
-    unseenLabelShare: report && model ? unseenLabelShare(report.perClass, model.forest.classes) : null,
+  // Set by the parser once it knows the batch's columns, before the first row.
+  const scoring: { scorer: MultiPipelineScorer | null; columns: readonly InvoiceColumnName[] } = {
+    scorer: null,
+    columns: [],
   };
+  const stream = await ctx.invoices.openIncoming(batchName, etag);
+  const chunks = parsePartialBatchChunks(
+    stream,
+    { fileName: batchName },
+    {
+      onColumns: (columns) => {
+        scoring.columns = columns;
+        scoring.scorer = new MultiPipelineScorer(entries, columns);
+      },
+    },
+  );
+  for await (const records of chunks) {
+    for (const record of records) {
+      tally.add(record);
+      if (record.kind === 'accepted') scoring.scorer?.add(record.row);
+    }
+  }
+  const outcomes = scoring.scorer?.finish() ?? [];
+  return { tally, columns: scoring.columns, outcomes: new Map(outcomes.map((o) => [o.pipeline, o])) };
 }
 
 /** Streams and scores the batch, writes its report, and fixes what the remaining steps will do. */
@@ -250,15 +362,17 @@ async function score(ctx: PipelineContext, batchName: string, etag: string, nowI
     };
   }
   const correlationId = correlationIdOf(batchName, etag);
-  const modelName = ctx.settings.MODEL_NAME;
-  const champion = await ctx.registry.getChampion(modelName);
-  const championVersionId = champion?.pointer.versionId ?? null;
+  const pipelines = deployedPipelines(ctx.settings).pipelines;
+  const champions = await loadChampions(ctx, pipelines);
+  const entries: ScoringEntry[] = [];
+  for (const pipeline of pipelines) {
+    const champion = champions.get(pipeline.name);
+    if (champion?.kind === 'loaded') entries.push({ pipeline, champion: champion.model });
+    else if (champion?.kind === 'none') entries.push({ pipeline, champion: null });
+  }
   const measured = await measureInvocation(async () => {
     try {
-      return {
-        ok: true as const,
-        scored: await scoreBatch(ctx, batchName, etag, championVersionId, modelName),
-      };
+      return { ok: true as const, scored: await scoreBatch(ctx, batchName, etag, entries) };
     } catch (error) {
       if (error instanceof BatchUnreadableError || error instanceof ValidationError) {
         return { ok: false as const, error };
@@ -287,7 +401,7 @@ async function score(ctx: PipelineContext, batchName: string, etag: string, nowI
       targetName: batchName,
     };
   }
-  const { tally, report, unseenLabelShare: newLabelShare } = outcome.scored;
+  const { tally, columns, outcomes } = outcome.scored;
   const summary = tally.summary();
   if (summary.accepted === 0) {
     await ctx.invoices.writeReport(batchName, { batchName, correlationId, summary });
@@ -298,58 +412,155 @@ async function score(ctx: PipelineContext, batchName: string, etag: string, nowI
       targetName: batchName,
     };
   }
-  const championMetadata = championVersionId
-    ? await ctx.registry.getVersionMetadata(modelName, championVersionId)
-    : null;
-  const baseline = championMetadata?.holdoutMetrics.accuracy ?? null;
-  const decision: RetrainDecision = decideAfterEvaluation(
-    {
-      championBaselineAccuracy: baseline,
-      batchAccuracy: report?.accuracy ?? null,
-      rowsAccepted: summary.accepted,
-      evaluatedAt: nowIso,
-      unseenLabelShare: newLabelShare ?? undefined,
-      baselineRows: championMetadata?.rows.holdout,
-    },
-    thresholdsFromSettings(ctx.settings),
-  );
-  const unseen = report?.featureMix.unseenShare;
-  const draft: EvaluationDraft = {
-    modelName,
+  const judged = pipelines.map((pipeline): PipelineJudgement => {
+    const champion = champions.get(pipeline.name) as ChampionState;
+    if (champion.kind === 'unreadable')
+      return { kind: 'skipped', modelName: pipeline.name, reason: champion.reason };
+    const scoredOutcome = outcomes.get(pipeline.name) as PipelineOutcome;
+    if (scoredOutcome.kind === 'skipped') {
+      return { kind: 'skipped', modelName: pipeline.name, reason: scoredOutcome.reason };
+    }
+    return {
+      kind: 'evaluated',
+      pipeline,
+      champion: champion.kind === 'loaded' ? champion : null,
+      score: scoredOutcome.kind === 'scored' ? scoredOutcome.score : null,
+    };
+  });
+  const evaluatedCount = judged.filter((j) => j.kind === 'evaluated').length;
+  const batch: BatchFacts = {
     batchName,
     etag,
     correlationId,
     evaluatedAt: nowIso,
-    championVersionId,
-    championBaselineAccuracy: baseline,
-    accuracy: report?.accuracy ?? null,
-    macroF1: report?.macroF1 ?? null,
+    summary,
+    // The one parse is shared: each record carries its share, so a batch's records sum to it once.
+    cpuSeconds: measured.cpuSeconds / Math.max(1, evaluatedCount),
+    wallSeconds: measured.wallSeconds / Math.max(1, evaluatedCount),
+  };
+  const results = judged.map((j) => (j.kind === 'evaluated' ? judge(batch, j) : null));
+  const report = {
+    batchName,
+    etag,
+    correlationId,
+    evaluatedAt: nowIso,
+    columns,
     rowsRead: summary.rowsRead,
     rowsAccepted: summary.accepted,
     rowsRejected: summary.rejected,
-    drift: {
-      unseenSupplierShare: unseen?.supplierId ?? null,
-      unseenCountryShare: unseen?.supplierCountry ?? null,
-      countryMixDistance: null,
-      unseenLabelShare: newLabelShare,
-    },
-    decision: {
-      kind: decision.kind,
-      reason: decision.reason,
-      relativeDrop: decision.relativeDrop,
-      deadline: decision.kind === 'none' ? null : decision.deadline,
-    },
     cpuSeconds: measured.cpuSeconds,
     wallSeconds: measured.wallSeconds,
-  };
-  await ctx.invoices.writeReport(batchName, {
-    ...draft,
-    perClass: report?.perClass ?? null,
-    confusion: report?.confusion ?? null,
+    pipelines: judged.map((j, i) => {
+      const result = results[i];
+      if (j.kind === 'skipped' || result === null) return j;
+      const { draft } = result;
+      return {
+        kind: 'evaluated' as const,
+        modelName: draft.modelName,
+        championVersionId: draft.championVersionId,
+        championBaselineAccuracy: draft.championBaselineAccuracy,
+        accuracy: draft.accuracy,
+        macroF1: draft.macroF1,
+        drift: draft.drift,
+        decision: draft.decision,
+        perClass: j.score?.perClass ?? null,
+        confusion: j.score?.confusion ?? null,
+      };
+    }),
     rejections: summary.rejections,
     rejectionsTruncated: summary.rejectionsTruncated,
-  });
-  return { kind: 'evaluated', draft };
+  };
+  await ctx.invoices.writeReport(batchName, report);
+  if (evaluatedCount === 0) {
+    const reasons = judged.map((j) => (j.kind === 'skipped' ? `${j.modelName}: ${j.reason}` : '')).join('; ');
+    return {
+      kind: 'quarantine',
+      code: 'VALIDATION_FAILED',
+      message: `No declared pipeline can use this batch (${reasons})`,
+      details: { columns },
+      targetName: batchName,
+    };
+  }
+  return {
+    kind: 'pipelines',
+    pipelines: judged.map((j, i): PipelineScored => {
+      const result = results[i];
+      if (j.kind === 'skipped' || result === null) return j as PipelineScored;
+      return { kind: 'evaluated', modelName: j.pipeline.name, draft: result.draft };
+    }),
+  };
+}
+
+type PipelineJudgement =
+  | { kind: 'skipped'; modelName: string; reason: string }
+  | {
+      kind: 'evaluated';
+      pipeline: PipelineDefinition;
+      champion: Extract<ChampionState, { kind: 'loaded' }> | null;
+      /** Null without a champion: the batch is kept for the first training. */
+      score: PipelineScore | null;
+    };
+
+interface BatchFacts {
+  batchName: string;
+  etag: string;
+  correlationId: string;
+  evaluatedAt: string;
+  summary: BatchSummary;
+  cpuSeconds: number;
+  wallSeconds: number;
+}
+
+/** One pipeline's decision on the batch, with that pipeline's own retrain thresholds and deadlines. */
+function judge(
+  batch: BatchFacts,
+  judgement: Extract<PipelineJudgement, { kind: 'evaluated' }>,
+): { draft: EvaluationDraft } {
+  const { pipeline, champion, score: scored } = judgement;
+  const baseline = champion?.baseline.holdoutMetrics.accuracy ?? null;
+  const newLabelShare =
+    scored && champion ? unseenLabelShare(scored.perClass, champion.model.forest.classes) : null;
+  const decision: RetrainDecision = decideAfterEvaluation(
+    {
+      championBaselineAccuracy: baseline,
+      batchAccuracy: scored?.accuracy ?? null,
+      rowsAccepted: batch.summary.accepted,
+      evaluatedAt: batch.evaluatedAt,
+      unseenLabelShare: newLabelShare ?? undefined,
+      baselineRows: champion?.baseline.rows.holdout,
+    },
+    pipeline.retrain,
+  );
+  return {
+    draft: {
+      modelName: pipeline.name,
+      batchName: batch.batchName,
+      etag: batch.etag,
+      correlationId: batch.correlationId,
+      evaluatedAt: batch.evaluatedAt,
+      championVersionId: champion?.model.metadata.versionId ?? null,
+      championBaselineAccuracy: baseline,
+      accuracy: scored?.accuracy ?? null,
+      macroF1: scored?.macroF1 ?? null,
+      rowsRead: batch.summary.rowsRead,
+      rowsAccepted: batch.summary.accepted,
+      rowsRejected: batch.summary.rejected,
+      drift: {
+        unseenSupplierShare: scored ? (scored.unseenShare.supplierId ?? null) : null,
+        unseenCountryShare: scored ? (scored.unseenShare.supplierCountry ?? null) : null,
+        countryMixDistance: null,
+        unseenLabelShare: newLabelShare,
+      },
+      decision: {
+        kind: decision.kind,
+        reason: decision.reason,
+        relativeDrop: decision.relativeDrop,
+        deadline: decision.kind === 'none' ? null : decision.deadline,
+      },
+      cpuSeconds: batch.cpuSeconds,
+      wallSeconds: batch.wallSeconds,
+    },
+  };
 }
 
 /** The evaluation record and the evaluator's share of the daily aggregate, both idempotent. */
@@ -431,6 +642,7 @@ async function act(
   ctx: PipelineContext,
   client: OrchestrationClient,
   claim: BatchClaim,
+  progress: PipelineProgress,
   draft: EvaluationDraft,
 ): Promise<EvaluatedAction> {
   const decision = draft.decision;
@@ -446,26 +658,25 @@ async function act(
     triggeringBatch: draft.batchName,
     relativeDrop: decision.relativeDrop,
   };
-  const journal = claim.journal;
-  if (!journal.submitted) {
+  if (!progress.submitted) {
     const earlier = await findSubmitted(ctx, request);
     if (earlier) {
-      journal.submitted = { outcome: earlier, escalated: request.kind === 'retrainNow' };
+      progress.submitted = { outcome: earlier, escalated: request.kind === 'retrainNow' };
     } else {
       const merge = await ctx.pending.submit(request, draft.evaluatedAt);
-      journal.submitted = {
+      progress.submitted = {
         outcome: merge.kind,
         escalated: merge.kind === 'merged' && merge.escalated,
       };
     }
     await ctx.ledger.save(claim, ctx.now().toISOString());
   }
-  const submitted = journal.submitted;
+  const submitted = progress.submitted;
   if (submitted.outcome === 'queued-next') return 'queued-next';
   const instanceId = retrainInstanceId(modelName);
   const status = await client.status(instanceId);
   if (status && isActive(status.runtimeStatus)) {
-    if (submitted.outcome === 'created') return journal.starting ? 'started' : 'already-running';
+    if (submitted.outcome === 'created') return progress.starting ? 'started' : 'already-running';
     if (submitted.escalated) {
       await client.raiseEvent(instanceId, START_TRAINING_EVENT, {
         reason: 'escalated',
@@ -478,7 +689,7 @@ async function act(
   const pending = await ctx.pending.get(modelName, 'current');
   // Nothing pending: the request was already served by a run that ended since it was submitted.
   if (!pending) return 'merged';
-  journal.starting = true;
+  progress.starting = true;
   await ctx.ledger.save(claim, ctx.now().toISOString());
   return startRetrainSingleton(client, {
     request: pending.request,

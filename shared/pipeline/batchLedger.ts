@@ -14,6 +14,19 @@ import { parseJsonWith } from '../validation';
  * can be taken over. Every write is a compare-and-swap on the row's ETag, so a worker that lost its
  * claim to a takeover finds out at its next write (a retryable ConflictError) and stops.
  */
+/** What one pipeline made of a scored batch, fixed when the batch was scored. */
+export const PIPELINE_SCORED_SCHEMA = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('evaluated'),
+    modelName: z.string(),
+    /** The evaluation record minus its action. */
+    draft: z.record(z.string(), z.unknown()),
+  }),
+  /** The batch lacks this pipeline's label or features (or its champion cannot be read). */
+  z.object({ kind: z.literal('skipped'), modelName: z.string(), reason: z.string() }),
+]);
+export type PipelineScored = z.output<typeof PIPELINE_SCORED_SCHEMA>;
+
 export const SCORED_SCHEMA = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('quarantine'),
@@ -23,20 +36,19 @@ export const SCORED_SCHEMA = z.discriminatedUnion('kind', [
     /** Illegal names are kept under a safe name; the original is in the reason file. */
     targetName: z.string(),
   }),
-  z.object({
-    kind: z.literal('evaluated'),
-    /** The evaluation record minus its action, fixed when the batch was scored. */
-    draft: z.record(z.string(), z.unknown()),
-  }),
+  /** One entry per declared pipeline, in declaration order. */
+  z.object({ kind: z.literal('pipelines'), pipelines: z.array(PIPELINE_SCORED_SCHEMA).min(1) }),
+  /**
+   * The single-model journal of claims taken before pipelines were declared (its progress is in
+   * the journal's top-level fields); read so that such a claim resumes, never written.
+   */
+  z.object({ kind: z.literal('evaluated'), draft: z.record(z.string(), z.unknown()) }),
   z.object({ kind: z.literal('superseded'), reason: z.string() }),
 ]);
 export type Scored = z.output<typeof SCORED_SCHEMA>;
 
-export const BATCH_JOURNAL_SCHEMA = z.object({
-  /** When the delivery was first claimed: the evaluation's time on every resumed attempt. */
-  evaluatedAt: z.string(),
-  scored: SCORED_SCHEMA.optional(),
-  moved: z.boolean().optional(),
+/** The effects done for one pipeline, each journalled before the next is tried. */
+export const PIPELINE_PROGRESS_SCHEMA = z.object({
   submitted: z
     .object({ outcome: z.enum(['created', 'merged', 'queued-next']), escalated: z.boolean() })
     .optional(),
@@ -45,7 +57,33 @@ export const BATCH_JOURNAL_SCHEMA = z.object({
   action: z.string().optional(),
   recorded: z.boolean().optional(),
 });
+export type PipelineProgress = z.output<typeof PIPELINE_PROGRESS_SCHEMA>;
+
+export const BATCH_JOURNAL_SCHEMA = PIPELINE_PROGRESS_SCHEMA.extend({
+  /** When the delivery was first claimed: the evaluation's time on every resumed attempt. */
+  evaluatedAt: z.string(),
+  scored: SCORED_SCHEMA.optional(),
+  moved: z.boolean().optional(),
+  /** Per pipeline (by model name); the top-level progress fields are the single-model journal's. */
+  progress: z.record(z.string(), PIPELINE_PROGRESS_SCHEMA).optional(),
+});
 export type BatchJournal = z.output<typeof BATCH_JOURNAL_SCHEMA>;
+
+/**
+ * A journal in the per-pipeline form: a single-model journal (a claim taken before pipelines were
+ * declared, resumed after an upgrade) becomes one pipeline with the progress it had reached.
+ */
+export function perPipelineJournal(journal: BatchJournal): BatchJournal {
+  const scored = journal.scored;
+  if (scored?.kind !== 'evaluated') return journal;
+  const modelName = String(scored.draft.modelName);
+  const { submitted, starting, action, recorded, ...rest } = journal;
+  return {
+    ...rest,
+    scored: { kind: 'pipelines', pipelines: [{ kind: 'evaluated', modelName, draft: scored.draft }] },
+    progress: { [modelName]: { submitted, starting, action, recorded } },
+  };
+}
 
 const ROW_BODY_SCHEMA = z.object({
   status: z.enum(['processing', 'done']),

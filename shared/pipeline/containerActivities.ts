@@ -3,7 +3,10 @@ import { z } from 'zod';
 import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
 import { modelApiCredentials, modelApiKeySource, type ModelApiCredentials } from '../modelApi/credentials';
+import { FEATURE_SCHEMA_VERSION } from '../model/features';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
+import { artifactFormatFor, PIPELINE_DEFINITION_ENV, trainingDeclaration } from '../pipelines/declaredModel';
+import { deployedPipeline } from '../pipelines/deployedPipelines';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
 import { MODEL_API_GROUP_PREFIX, type ContainerSpec } from '../containers/launcher';
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
@@ -35,25 +38,35 @@ export function trainingGroupName(runId: string, attempt: number): string {
   return attempt === 1 ? `train-${shortId(runId)}` : `train-${shortId(runId)}-${attempt}`;
 }
 
+/**
+ * Starts the training container for a model with that model's declaration (its window, forest and,
+ * for a declared artifact, PIPELINE_DEFINITION). A pipeline that reads rows as the single model
+ * does trains exactly as before (FOREST_* variables, warm start when TRAINING_MODE asks for it);
+ * any other trains in full into the declared artifact (see artifactFormatFor).
+ */
 export async function launchTraining(
   ctx: PipelineContext,
   input: ParsedActivityInput<'launchTraining'>,
 ): Promise<ActivityOutput<'launchTraining'>> {
   const s = ctx.settings;
+  const pipeline = deployedPipeline(s, input.modelName);
+  const format = artifactFormatFor(pipeline);
+  const mode = format === 'declared' ? 'full' : s.TRAINING_MODE;
   const accepted = input.dataWindow ?? (await ctx.invoices.listAccepted()).map((b) => b.name);
-  const current = await ctx.registry.getChampion(input.modelName);
+  const current = mode === 'warm-start' ? await ctx.registry.getChampion(input.modelName) : null;
+  const championMetadata = current
+    ? await ctx.registry.getVersionMetadata(input.modelName, current.pointer.versionId)
+    : null;
+  // A champion of the other format (declared before the pipeline's features were set back) has
+  // no trees this encoder can extend: the run is a full fit.
   const champion =
-    current && s.TRAINING_MODE === 'warm-start'
-      ? {
-          versionId: current.pointer.versionId,
-          dataWindow: (await ctx.registry.getVersionMetadata(input.modelName, current.pointer.versionId))
-            .dataWindow,
-        }
+    championMetadata && championMetadata.featureSchemaVersion === FEATURE_SCHEMA_VERSION
+      ? { versionId: championMetadata.versionId, dataWindow: championMetadata.dataWindow }
       : null;
   const window = chooseTrainingWindow({
     acceptedBatches: accepted,
-    windowBatches: s.TRAINING_WINDOW_BATCHES,
-    mode: s.TRAINING_MODE,
+    windowBatches: pipeline.training.windowBatches,
+    mode,
     champion,
   });
   if (window.kind === 'nothing-to-train') {
@@ -75,10 +88,14 @@ export async function launchTraining(
       DATA_BLOBS: JSON.stringify(window.batches),
       TRAINING_MODE: window.warmStartFrom ? 'warm-start' : 'full',
       ...(window.warmStartFrom ? { WARM_START_FROM: window.warmStartFrom } : {}),
-      FOREST_TREES: String(s.FOREST_TREES),
-      FOREST_MAX_FEATURES: String(s.FOREST_MAX_FEATURES),
-      FOREST_MIN_SAMPLES_LEAF: String(s.FOREST_MIN_SAMPLES_LEAF),
-      FOREST_MAX_DEPTH: String(s.FOREST_MAX_DEPTH),
+      ...(format === 'declared'
+        ? { [PIPELINE_DEFINITION_ENV]: JSON.stringify(trainingDeclaration(pipeline)) }
+        : {
+            FOREST_TREES: String(pipeline.forest.trees),
+            FOREST_MAX_FEATURES: String(pipeline.forest.maxFeatures),
+            FOREST_MIN_SAMPLES_LEAF: String(pipeline.forest.minSamplesLeaf),
+            FOREST_MAX_DEPTH: String(pipeline.forest.maxDepth),
+          }),
       SEED: String(seedOf(input.runId)),
       ...(input.trainedAt ? { TRAINED_AT: input.trainedAt } : {}),
     },
@@ -94,7 +111,7 @@ export async function launchTraining(
   });
   await ctx.pending.markTraining(input.modelName, input.requestId, ctx.now().toISOString());
   ctx.log(
-    `training ${input.versionId} launched as ${groupName} in ${input.region} on ${window.batches.length} batches`,
+    `training ${input.versionId} (${format} artifact) launched as ${groupName} in ${input.region} on ${window.batches.length} batches`,
   );
   return {
     groupName,

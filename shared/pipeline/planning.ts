@@ -7,6 +7,7 @@ import type { Forecast } from '../carbon/types';
 import type { RetrainRequest, WindowPlan } from './contracts';
 import type { ParsedActivityInput } from './activityContracts';
 import type { PipelineContext } from './context';
+import { deployedPipeline, deployedPipelines } from '../pipelines/deployedPipelines';
 
 /**
  * Turns a retrain request into a plan (region and start time) with the freshest carbon data the
@@ -39,15 +40,26 @@ export async function gatherRegionCarbon(
   );
 }
 
-export function candidateRegions(ctx: PipelineContext): string[] {
-  const regions = [...ctx.settings.ALLOWED_REGIONS];
+/**
+ * The regions whose carbon a plan reads: the model's own allowed regions (its declaration, the
+ * settings by default) and HOME_REGION; without a model (the poller reads once for every waiting
+ * request), those of every deployed pipeline.
+ */
+export function candidateRegions(ctx: PipelineContext, modelName?: string): string[] {
+  const pipelines =
+    modelName === undefined
+      ? deployedPipelines(ctx.settings).pipelines
+      : [deployedPipeline(ctx.settings, modelName)];
+  const regions = [...new Set(pipelines.flatMap((p) => p.regions.allowed))];
   if (!regions.includes(ctx.settings.HOME_REGION)) regions.push(ctx.settings.HOME_REGION);
   return regions;
 }
 
 /**
  * The one plan computation, used by the planning activity and by the poller's re-plans: a
- * `retrainNow` request plans within the (short) "now" deadline, whatever deadline it carries.
+ * `retrainNow` request plans within the (short) "now" deadline, whatever deadline it carries. The
+ * "now" deadline, the allowed regions and the residency are the request's model's (its
+ * declaration; the settings when it names none).
  */
 export function planFromCarbon(
   ctx: PipelineContext,
@@ -64,17 +76,18 @@ export function planFromCarbon(
       annualAverageGramsPerKwh: info ? annualAverageFor(info.zone, info).gramsPerKwh : null,
     };
   });
+  const pipeline = deployedPipeline(ctx.settings, request.modelName);
   const nowMs = Date.parse(nowIso);
   const requestDeadlineMs =
     request.kind === 'retrainNow'
-      ? Math.min(Date.parse(request.deadline), nowMs + ctx.settings.RETRAIN_NOW_DEADLINE_HOURS * 3_600_000)
+      ? Math.min(Date.parse(request.deadline), nowMs + pipeline.retrain.nowDeadlineHours * 3_600_000)
       : Date.parse(request.deadline);
   const deadlineMs = Math.max(requestDeadlineMs, nowMs);
   const choice = chooseWindow({
     candidates,
     homeRegion: ctx.settings.HOME_REGION,
-    residency: ctx.settings.DATA_RESIDENCY,
-    allowedRegions: ctx.settings.ALLOWED_REGIONS,
+    residency: pipeline.regions.residency,
+    allowedRegions: pipeline.regions.allowed,
     durationMinutes: ctx.settings.TRAINING_EXPECTED_MINUTES,
     earliestStart: nowIso,
     deadline: new Date(deadlineMs).toISOString(),
@@ -106,7 +119,7 @@ export async function planRetrain(
 ): Promise<WindowPlan> {
   const { request, nowIso, escalation } = input;
   const carbon = await withCarbonDeadline(ctx.settings.CARBON_POLL_DEADLINE_SECONDS * 1000, () =>
-    gatherRegionCarbon(ctx, candidateRegions(ctx)),
+    gatherRegionCarbon(ctx, candidateRegions(ctx, request.modelName)),
   );
   const { plan } = planFromCarbon(ctx, request, nowIso, carbon);
   await ctx.pending.recordPlan(request.modelName, request.requestId, plan, nowIso, escalation);

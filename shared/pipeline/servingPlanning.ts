@@ -9,7 +9,8 @@ import { toPlanRecord, type ServingPlanRecord } from '../serving/servingPlanReco
 import { TreeCountEvaluator, type TreeCountAccuracy } from '../serving/treeCountAccuracy';
 import type { ParsedActivityInput } from './activityContracts';
 import type { PipelineContext } from './context';
-import { loadModelVersion } from './modelCache';
+import { loadModel } from './modelCache';
+import { deployedPipeline } from '../pipelines/deployedPipelines';
 import { candidateRegions, gatherRegionCarbon, type RegionCarbon } from './planning';
 
 /**
@@ -26,19 +27,21 @@ export async function planModelServing(
   input: ParsedActivityInput<'planModelServing'>,
 ): Promise<ServingPlanRecord> {
   const s = ctx.settings;
+  // The model's own regions, residency and SLO (its declaration; the settings when it names none).
+  const pipeline = deployedPipeline(s, input.modelName);
   const [treeAccuracy, load, carbon] = await Promise.all([
     recordedTreeAccuracy(ctx, input.modelName, input.versionId),
     ctx.servingLoad.history(input.modelName),
-    gatherRegionCarbon(ctx, candidateRegions(ctx)),
+    gatherRegionCarbon(ctx, candidateRegions(ctx, input.modelName)),
   ]);
   const plan = planServing({
     now: input.nowIso,
     host: s.MODEL_API_HOST,
     homeRegion: s.HOME_REGION,
-    allowedRegions: s.ALLOWED_REGIONS,
-    residency: s.DATA_RESIDENCY,
+    allowedRegions: pipeline.regions.allowed,
+    residency: pipeline.regions.residency,
     latencyBudgetMs: s.SERVING_LATENCY_BUDGET_MS,
-    p99SloMs: s.SERVING_P99_SLO_MS,
+    p99SloMs: pipeline.serving.p99SloMs,
     maxAccuracyLoss: s.SERVING_MAX_ACCURACY_LOSS,
     intensityGramsPerKwh: expectedIntensity(carbon, input.nowIso),
     load: load.length > 0 ? load : null,
@@ -100,7 +103,7 @@ export async function measureTreeAccuracy(
   modelName: string,
   versionId: string,
 ): Promise<TreeCountAccuracy> {
-  const model = await loadModelVersion(ctx, modelName, versionId);
+  const model = await loadModel(ctx.registry, modelName, versionId);
   const evaluator = new TreeCountEvaluator(model);
   for (const batch of model.metadata.dataWindow) {
     const stream = await ctx.invoices.openAccepted(batch);

@@ -16,6 +16,7 @@ import { planModelServing } from './servingPlanning';
 import { replicaReaderFor, retireAndRecordPeriod } from './servingActivities';
 import type { AppReplicaReader } from '../sci/azureMonitorMetrics';
 import type { ServingRecord } from './servingState';
+import { deployedPipelines } from '../pipelines/deployedPipelines';
 
 /**
  * What keeps serving matched to load and grid between retrains (the `servingPlanner` timer):
@@ -277,25 +278,44 @@ export async function applyServingSchedule(
 
 const REPLAN_HOUR_UTC = 0;
 
-export interface ServingUpkeepReport {
-  readonly modelName: string;
-  readonly load: LoadCollection;
-  readonly replan: Replan | null;
-  readonly schedule: 'started' | 'stopped' | 'not-scheduled';
-}
+export type ServingUpkeepReport =
+  | {
+      readonly modelName: string;
+      readonly kind: 'done';
+      readonly load: LoadCollection;
+      readonly replan: Replan | null;
+      readonly schedule: 'started' | 'stopped' | 'not-scheduled';
+    }
+  | { readonly modelName: string; readonly kind: 'failed'; readonly reason: string };
 
-/** One run of the `servingPlanner` timer for every model that has a serving API. */
+/**
+ * One run of the `servingPlanner` timer: each declared model (and any model still served) in turn,
+ * its load every hour and its re-plan once a day. A model whose upkeep fails is reported and left
+ * for the next run; it never holds up the others.
+ */
 export async function servingUpkeep(ctx: PipelineContext): Promise<ServingUpkeepReport[]> {
   const reports: ServingUpkeepReport[] = [];
   const aci = ctx.launcher as Partial<Parameters<typeof applyServingSchedule>[2]>;
-  for (const { modelName } of await ctx.serving.listAll()) {
-    const load = await collectServingLoad(ctx, modelName);
-    const replan = ctx.now().getUTCHours() === REPLAN_HOUR_UTC ? await replanServing(ctx, modelName) : null;
-    const schedule =
-      typeof aci.stop === 'function' && typeof aci.start === 'function'
-        ? await applyServingSchedule(ctx, modelName, { stop: aci.stop.bind(aci), start: aci.start.bind(aci) })
-        : 'not-scheduled';
-    reports.push({ modelName, load, replan, schedule });
+  const models = new Set([
+    ...deployedPipelines(ctx.settings).pipelines.map((p) => p.name),
+    ...(await ctx.serving.listAll()).map((s) => s.modelName),
+  ]);
+  for (const modelName of models) {
+    try {
+      const load = await collectServingLoad(ctx, modelName);
+      const replan = ctx.now().getUTCHours() === REPLAN_HOUR_UTC ? await replanServing(ctx, modelName) : null;
+      const schedule =
+        typeof aci.stop === 'function' && typeof aci.start === 'function'
+          ? await applyServingSchedule(ctx, modelName, {
+              stop: aci.stop.bind(aci),
+              start: aci.start.bind(aci),
+            })
+          : 'not-scheduled';
+      reports.push({ modelName, kind: 'done', load, replan, schedule });
+    } catch (error) {
+      ctx.log(`serving upkeep of ${modelName} failed, next run retries: ${describeError(error)}`);
+      reports.push({ modelName, kind: 'failed', reason: describeError(error) });
+    }
   }
   return reports;
 }

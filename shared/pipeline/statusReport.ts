@@ -1,11 +1,28 @@
+import { deployedPipelines } from '../pipelines/deployedPipelines';
 import type { PipelineContext } from './context';
 
-/** What the status endpoint shows: champion, serving API, pending requests, recent decisions and runs. */
+/**
+ * What the status endpoint shows, one entry per declared model (each has its own champion, serving
+ * API, requests, decisions and runs; one model's state never hides another's).
+ */
 export async function statusReport(
   ctx: PipelineContext,
   options: { decisions?: number; runs?: number } = {},
 ) {
-  const model = ctx.settings.MODEL_NAME;
+  const models = await Promise.all(
+    deployedPipelines(ctx.settings).pipelines.map((p) => modelStatus(ctx, p.name, options)),
+  );
+  return { at: ctx.now().toISOString(), models };
+}
+
+export type ModelStatus = Awaited<ReturnType<typeof modelStatus>>;
+
+/** One model's champion, serving API, pending requests, recent decisions and runs. */
+export async function modelStatus(
+  ctx: PipelineContext,
+  model: string,
+  options: { decisions?: number; runs?: number } = {},
+) {
   const [champion, serving, pending, next, evaluations, runs] = await Promise.all([
     ctx.registry.getChampion(model),
     ctx.serving.get(model),
@@ -16,7 +33,6 @@ export async function statusReport(
   ]);
   return {
     model,
-    at: ctx.now().toISOString(),
     champion: champion?.pointer ?? null,
     serving: serving
       ? {

@@ -7,7 +7,14 @@ import { MODEL_METADATA_SCHEMA, type ModelMetadata } from '../model/metadata';
 import { resolveFeaturesPerSplit, trainForest, type Forest } from '../model/randomForest';
 import { ALGORITHM, DEFAULT_HOLDOUT_FRACTION, isHoldoutRow } from '../model/training';
 import { parseJsonWith } from '../validation';
-import { DECLARED_ENCODER_STATE_SCHEMA, DeclaredColumns, DeclaredFeatureEncoder } from './featureEncoding';
+import {
+  DECLARED_ENCODER_STATE_SCHEMA,
+  DeclaredColumns,
+  DeclaredFeatureEncoder,
+  encodingVersion,
+  LEGACY_DECLARATION,
+  type EncodingDeclaration,
+} from './featureEncoding';
 import type { PipelineDefinition } from './manifest';
 import { MultiPipelineScorer, type DeclaredPredictor, type PipelineScore } from './multiScoring';
 
@@ -27,6 +34,31 @@ const DECLARED_ARTIFACT_SCHEMA = z.strictObject({
   encoder: DECLARED_ENCODER_STATE_SCHEMA,
   forest: FOREST_JSON_SCHEMA,
 });
+
+/**
+ * Which artifact a pipeline's training writes. A pipeline that reads rows exactly as the single
+ * model always has (label `vatRatePercent`, today's features in today's order: the default pipeline,
+ * and `vat-rate` in the sample file) keeps the single-model artifact, so it keeps warm starts and
+ * every reader of today's models; any other declaration trains in full into the declared artifact.
+ * Decided by the encoding version, the same identity that tells an old model from a new one, so
+ * editing a pipeline's features moves it to the declared format at its next retrain.
+ */
+export type ArtifactFormat = 'single-model' | 'declared';
+
+export function artifactFormatFor(pipeline: EncodingDeclaration): ArtifactFormat {
+  return encodingVersion(pipeline) === encodingVersion(LEGACY_DECLARATION) ? 'single-model' : 'declared';
+}
+
+/** What a training job needs of a declaration (knobs such as regions or thresholds stay with the orchestrator). */
+export type TrainingDeclaration = Pick<PipelineDefinition, 'name' | 'label' | 'features' | 'forest'>;
+
+/** The training container's variable carrying a TrainingDeclaration as JSON (containers/training/jobSettings.ts). */
+export const PIPELINE_DEFINITION_ENV = 'PIPELINE_DEFINITION';
+
+export function trainingDeclaration(pipeline: PipelineDefinition): TrainingDeclaration {
+  const { name, label, features, forest } = pipeline;
+  return { name, label, features, forest };
+}
 
 export interface DeclaredModel extends DeclaredPredictor {
   readonly metadata: ModelMetadata;
@@ -51,7 +83,7 @@ export interface DeclaredTrainingResult {
 
 /** Trains `pipeline` on accepted rows (rejected ones are counted), holding out rows by invoice-id hash. */
 export async function trainDeclaredModel(
-  pipeline: PipelineDefinition,
+  pipeline: TrainingDeclaration,
   records: AsyncIterable<ParsedRecord> | Iterable<ParsedRecord>,
   options: DeclaredTrainingOptions,
 ): Promise<DeclaredTrainingResult> {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { GreenMlError } from '../errors';
-import type { InvoiceRow } from '../invoices/schema';
+import type { PartialInvoiceRow } from '../invoices/schema';
 import { sortedClasses } from '../model/classes';
 import { calendarOf, Dictionary, FOLD_SALT, GrowableColumn, TARGET_FOLDS } from '../model/columns';
 import {
@@ -120,7 +120,7 @@ export class FeatureEncodingError extends GreenMlError {
 }
 
 /** A row as far as encoding goes: the id (for target folds) and whatever columns it carries. */
-export type EncodableRow = Pick<InvoiceRow, 'invoiceId'> & Partial<Omit<InvoiceRow, 'invoiceId'>>;
+export type EncodableRow = PartialInvoiceRow;
 
 type CategoryColumn = { dictionary: Dictionary; ids: GrowableColumn<Uint32Array> };
 

@@ -1,4 +1,4 @@
-import type { InvoiceRow } from '../invoices/schema';
+import type { InvoiceColumnName, InvoiceRow } from '../invoices/schema';
 import { INVOICE_COLUMNS } from '../invoices/schema';
 
 /**
@@ -22,7 +22,7 @@ export const INVOICE_COLUMN_TYPES = {
   vatRatePercent: 'number',
 } as const satisfies Record<keyof InvoiceRow, ColumnType>;
 
-export type InvoiceColumnName = keyof InvoiceRow;
+export type { InvoiceColumnName };
 
 const KNOWN = new Set<string>(INVOICE_COLUMNS);
 

@@ -1,5 +1,5 @@
 import type { ParsedRecord } from '../invoices/parser';
-import { INVOICE_COLUMNS, type InvoiceRow } from '../invoices/schema';
+import { INVOICE_COLUMNS, type PartialInvoiceRow } from '../invoices/schema';
 import { ConfusionMatrix } from '../model/metrics';
 import { predictClasses, type Forest } from '../model/randomForest';
 import type { TrainedModel } from '../model/trainedModel';
@@ -27,6 +27,7 @@ export function legacyPredictor(model: Pick<TrainedModel, 'encoder' | 'forest'>)
 export interface PipelineScore {
   accuracy: number;
   macroF1: number;
+  perClass: Record<string, { recall: number; precision: number; f1: number; support: number }>;
   confusion: { classes: string[]; matrix: number[][] };
   rowsScored: number;
   encodingVersion: string;
@@ -57,7 +58,7 @@ interface Active {
 }
 
 export class MultiPipelineScorer {
-  private chunk: InvoiceRow[] = [];
+  private chunk: PartialInvoiceRow[] = [];
   private readonly active: Active[] = [];
   private readonly settled: PipelineOutcome[] = [];
   private readonly order: string[];
@@ -110,7 +111,8 @@ export class MultiPipelineScorer {
     return this.active.map((a) => a.name);
   }
 
-  add(row: InvoiceRow): void {
+  /** A row carrying at least the batch's columns (the constructor's `batchColumns`). */
+  add(row: PartialInvoiceRow): void {
     if (this.active.length === 0) return;
     this.chunk.push(row);
     if (this.chunk.length > this.peakRowsHeld) this.peakRowsHeld = this.chunk.length;
@@ -154,6 +156,7 @@ export class MultiPipelineScorer {
         score: {
           accuracy: metrics.accuracy,
           macroF1: metrics.macroF1,
+          perClass: metrics.perClass,
           confusion: metrics.confusion,
           rowsScored: pipeline.rows,
           encodingVersion: pipeline.predictor.encoder.version,
@@ -167,7 +170,7 @@ export class MultiPipelineScorer {
 
 /** Scores one parsed batch (rejected rows are counted, never scored) for every pipeline. */
 export async function scoreBatchForPipelines(
-  records: AsyncIterable<ParsedRecord> | Iterable<ParsedRecord>,
+  records: AsyncIterable<ParsedRecord<PartialInvoiceRow>> | Iterable<ParsedRecord<PartialInvoiceRow>>,
   entries: readonly ScoringEntry[],
   options: { batchColumns?: readonly string[]; chunkRows?: number } = {},
 ): Promise<{

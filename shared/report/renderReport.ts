@@ -73,14 +73,14 @@ function headRow(columns: readonly (string | { label: string; numeric: true })[]
     .join('')}</tr>`;
 }
 
-function keyFiguresSection(data: ReportData): string {
+function keyFiguresSection(data: ReportData, p = ''): string {
   const body =
     data.keyFigures.length === 0
       ? '<p class="empty">No key figures yet.</p>'
-      : `<table class="figures" id="key-figures-table"><tbody>${data.keyFigures
+      : `<table class="figures" id="${p}key-figures-table"><tbody>${data.keyFigures
           .map((f) => `<tr>${cell(f.label)}${cell(f.value, 'num')}</tr>`)
           .join('')}</tbody></table>`;
-  return `<section id="key-figures"><h2>Key figures</h2>${body}</section>`;
+  return `<section id="${p}key-figures"><h2>Key figures</h2>${body}</section>`;
 }
 
 function chartSection(section: ChartSection): string {
@@ -105,13 +105,13 @@ function stageIntensity(stage: ReportData['runs'][number]['stages'][number]): nu
   return stage.energyKwh > 0 ? stage.operationalGrams / stage.energyKwh : null;
 }
 
-function runsSection(data: ReportData): string {
+function runsSection(data: ReportData, p = ''): string {
   if (data.runs.length === 0) {
-    return `<section id="runs"><h2>Training runs and SCI per stage</h2><p class="empty" data-empty="runs">No runs yet.</p></section>`;
+    return `<section id="${p}runs"><h2>Training runs and SCI per stage</h2><p class="empty" data-empty="runs">No runs yet.</p></section>`;
   }
   const runs = [...data.runs].sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt));
   const summary =
-    `<table id="runs-table"><thead>${headRow([
+    `<table id="${p}runs-table"><thead>${headRow([
       'run',
       'region',
       'started',
@@ -160,7 +160,7 @@ function runsSection(data: ReportData): string {
     })
     .join('');
   const stages =
-    `<table id="stages-table"><thead>${headRow([
+    `<table id="${p}stages-table"><thead>${headRow([
       'stage',
       'region',
       { label: 'energy (kWh)', numeric: true },
@@ -177,10 +177,10 @@ function runsSection(data: ReportData): string {
     '<p class="note">SCI = (E × I + M) / R per stage: E energy, I grid intensity, M embodied share, R the ' +
     'functional unit. "Resource source" says whether CPU time was measured (azure-monitor, local-process, ' +
     'function-cpu) or assumed.</p>';
-  return `<section id="runs"><h2>Training runs</h2>${summary}<h2>SCI per stage</h2>${stages}</section>`;
+  return `<section id="${p}runs"><h2>Training runs</h2>${summary}<h2>SCI per stage</h2>${stages}</section>`;
 }
 
-function servingSection(data: ReportData): string {
+function servingSection(data: ReportData, p = ''): string {
   const s = data.serving;
   if (!s || s.periods.length === 0) return '';
   const rows = s.periods
@@ -196,30 +196,32 @@ function servingSection(data: ReportData): string {
   const saving =
     s.saving === null
       ? ''
-      : `<p id="serving-saving">Serving as planned: ${escapeHtml(formatNumber(s.totalGrams, 2))} gCO2e for ${s.predictions} predictions; ` +
+      : `<p id="${p}serving-saving">Serving as planned: ${escapeHtml(formatNumber(s.totalGrams, 2))} gCO2e for ${s.predictions} predictions; ` +
         `today's API always on: ${escapeHtml(formatNumber(s.alwaysOnGrams, 1))} gCO2e (saving ${escapeHtml(formatNumber(s.saving * 100, 1))} %).</p>`;
-  return `<section id="serving"><h2>Serving per plan</h2>${saving}<table id="serving-table"><thead>${headRow([
-    'from',
-    'to',
-    'plan',
-    { label: 'replica-h', numeric: true },
-    'replica time from',
-    { label: 'predictions', numeric: true },
-    { label: 'cold starts', numeric: true },
-    { label: 'median cold start ms', numeric: true },
-    { label: 'gCO2e', numeric: true },
-    { label: 'g / 1k predictions', numeric: true },
-    { label: 'always-on gCO2e', numeric: true },
-  ])}</thead><tbody>${rows}</tbody></table></section>`;
+  return `<section id="${p}serving"><h2>Serving per plan</h2>${saving}<table id="${p}serving-table"><thead>${headRow(
+    [
+      'from',
+      'to',
+      'plan',
+      { label: 'replica-h', numeric: true },
+      'replica time from',
+      { label: 'predictions', numeric: true },
+      { label: 'cold starts', numeric: true },
+      { label: 'median cold start ms', numeric: true },
+      { label: 'gCO2e', numeric: true },
+      { label: 'g / 1k predictions', numeric: true },
+      { label: 'always-on gCO2e', numeric: true },
+    ],
+  )}</thead><tbody>${rows}</tbody></table></section>`;
 }
 
-function batchesSection(data: ReportData): string {
+function batchesSection(data: ReportData, p = ''): string {
   if (data.batches.length === 0) {
-    return `<section id="batches"><h2>Batches</h2><p class="empty" data-empty="batches">No batches evaluated yet.</p></section>`;
+    return `<section id="${p}batches"><h2>Batches</h2><p class="empty" data-empty="batches">No batches evaluated yet.</p></section>`;
   }
   const batches = [...data.batches].sort((a, b) => Date.parse(a.evaluatedAt) - Date.parse(b.evaluatedAt));
   return (
-    `<section id="batches"><h2>Batches</h2><table id="batches-table"><thead>${headRow([
+    `<section id="${p}batches"><h2>Batches</h2><table id="${p}batches-table"><thead>${headRow([
       'batch',
       'evaluated',
       { label: 'accuracy', numeric: true },
@@ -265,9 +267,8 @@ function provenanceSection(data: ReportData): string {
   return `<section id="provenance"><h2>Provenance</h2>${body}</section>`;
 }
 
-export function renderReportHtml(data: ReportData): string {
-  const sections = buildChartSections(data);
-  const specs: ChartSpec[] = sections.flatMap((s) => (s.state === 'chart' ? [s.spec] : []));
+/** The page around the report's sections: CSP, styles, chart.js and the page script. */
+function page(title: string, headline: string, body: string[], specs: ChartSpec[]): string {
   const library = chartJs();
   const csp = [
     "default-src 'none'",
@@ -285,18 +286,11 @@ export function renderReportHtml(data: ReportData): string {
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     // An empty data: icon stops the browser asking the file's folder for a favicon.
     '<link rel="icon" href="data:,">',
-    `<title>${escapeHtml(data.title)}</title>`,
+    `<title>${escapeHtml(title)}</title>`,
     `<style>${STYLE}</style></head><body>`,
-    `<header><h1>${escapeHtml(data.title)}</h1><p>Model <strong>${escapeHtml(data.modelName)}</strong> · ` +
-      `generated ${escapeHtml(formatUtc(data.generatedAt))} · ${data.runs.length} run(s), ` +
-      `${data.batches.length} batch(es), ${specs.length} chart(s)</p></header>`,
+    `<header><h1>${escapeHtml(title)}</h1><p>${headline}</p></header>`,
     '<main>',
-    keyFiguresSection(data),
-    ...sections.map(chartSection),
-    runsSection(data),
-    servingSection(data),
-    batchesSection(data),
-    provenanceSection(data),
+    ...body,
     '</main>',
     `<script type="application/json" id="report-charts">${jsonForScript(specs)}</script>`,
     `<script>${library}</script>`,
@@ -306,10 +300,79 @@ export function renderReportHtml(data: ReportData): string {
   ].join('\n');
 }
 
-/** Writes the report (creating folders) and returns its absolute path. */
-export async function writeReport(data: ReportData, outPath: string): Promise<string> {
+/** One model's sections; `p` prefixes every element id so several models share one page. */
+function modelSections(data: ReportData, p: string): { sections: string[]; specs: ChartSpec[] } {
+  const charts = buildChartSections(data).map((section) =>
+    section.state === 'chart' && p
+      ? { ...section, spec: { ...section.spec, id: `${p}${section.spec.id}` } }
+      : section,
+  );
+  return {
+    sections: [
+      keyFiguresSection(data, p),
+      ...charts.map(chartSection),
+      runsSection(data, p),
+      servingSection(data, p),
+      batchesSection(data, p),
+    ],
+    specs: charts.flatMap((s) => (s.state === 'chart' ? [s.spec] : [])),
+  };
+}
+
+export function renderReportHtml(data: ReportData): string {
+  const { sections, specs } = modelSections(data, '');
+  return page(
+    data.title,
+    `Model <strong>${escapeHtml(data.modelName)}</strong> · ` +
+      `generated ${escapeHtml(formatUtc(data.generatedAt))} · ${data.runs.length} run(s), ` +
+      `${data.batches.length} batch(es), ${specs.length} chart(s)`,
+    [...sections, provenanceSection(data)],
+    specs,
+  );
+}
+
+/**
+ * One page for every model of a deployment: a section per model (its key figures, charts, runs
+ * with SCI per stage, serving and batches), ids prefixed with the model's name, one provenance list.
+ */
+export function renderModelsReportHtml(models: readonly ReportData[]): string {
+  if (models.length === 1) return renderReportHtml(models[0]);
+  if (models.length === 0) throw new NotFoundError('No model to report on');
+  const specs: ChartSpec[] = [];
+  const body = [
+    `<nav id="models"><p>Models: ${models
+      .map((m) => `<a href="#model-${escapeHtml(m.modelName)}">${escapeHtml(m.modelName)}</a>`)
+      .join(' · ')}</p></nav>`,
+  ];
+  for (const data of models) {
+    const section = modelSections(data, `${data.modelName}-`);
+    specs.push(...section.specs);
+    body.push(
+      `<section class="model" id="model-${escapeHtml(data.modelName)}" data-model="${escapeHtml(data.modelName)}">` +
+        `<h2>Model ${escapeHtml(data.modelName)} · ${data.runs.length} run(s), ${data.batches.length} batch(es)</h2>`,
+      ...section.sections,
+      '</section>',
+    );
+  }
+  const provenance = [...new Set(models.flatMap((m) => m.provenance))];
+  body.push(provenanceSection({ ...models[0], provenance, runs: models.flatMap((m) => m.runs) }));
+  return page(
+    models[0].title,
+    `Models ${models.map((m) => `<strong>${escapeHtml(m.modelName)}</strong>`).join(', ')} · ` +
+      `generated ${escapeHtml(formatUtc(models[0].generatedAt))} · ${specs.length} chart(s)`,
+    body,
+    specs,
+  );
+}
+
+/** Writes the report of one model or of several (creating folders) and returns its absolute path. */
+export async function writeReport(
+  data: ReportData | readonly ReportData[],
+  outPath: string,
+): Promise<string> {
   const absolute = path.resolve(outPath);
   await mkdir(path.dirname(absolute), { recursive: true });
-  await writeFile(absolute, renderReportHtml(data), 'utf8');
+  const html = Array.isArray(data) ? renderModelsReportHtml(data) : renderReportHtml(data as ReportData);
+  await writeFile(absolute, html, 'utf8');
   return absolute;
 }

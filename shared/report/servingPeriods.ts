@@ -79,9 +79,11 @@ export function summarisePeriods(periods: ServingPeriodLine[]): ServingSummary {
   };
 }
 
-/** Recorded periods plus the serving API's open one (read without disturbing it). */
-export async function servingSummary(ctx: PipelineContext): Promise<ServingSummary> {
-  const model = ctx.settings.MODEL_NAME;
+/** Recorded periods plus the serving API's open one (read without disturbing it), for one model. */
+export async function servingSummary(
+  ctx: PipelineContext,
+  model: string = ctx.settings.MODEL_NAME,
+): Promise<ServingSummary> {
   const recorded = await ctx.servingLoad.periods(model);
   const lines = recorded.map((f, i) => periodLine(f, `period-${i + 1}`, false));
   const current = await ctx.serving.get(model);

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { InvoiceRow } from '../invoices/schema';
-import { InvoiceColumns } from '../model/columns';
 import { predictProba } from '../model/randomForest';
-import type { Predictor } from '../model/trainedModel';
+import { DeclaredColumns } from '../pipelines/featureEncoding';
+import type { DeclaredPredictor } from '../pipelines/multiScoring';
 import { ValidationError } from '../errors';
 import { parseWith } from '../validation';
 
@@ -34,18 +34,20 @@ export type TreeCountAccuracy = z.output<typeof TREE_COUNT_ACCURACY_SCHEMA>;
 
 const CHUNK_ROWS = 4096;
 
+/** Reads rows with the model's own encoding, so a single-model and a declared version measure alike. */
 export class TreeCountEvaluator {
-  private chunk = new InvoiceColumns();
+  private chunk: DeclaredColumns;
   private readonly correct: Float64Array;
   private rows = 0;
 
-  constructor(private readonly model: Predictor) {
+  constructor(private readonly model: DeclaredPredictor) {
     if (model.forest.trees.length === 0) throw new ValidationError('A forest without trees has no accuracy');
     this.correct = new Float64Array(model.forest.trees.length);
+    this.chunk = new DeclaredColumns(model.encoder.declaration);
   }
 
   add(row: InvoiceRow): void {
-    this.chunk.pushLabelled(row);
+    this.chunk.push(row, true);
     if (this.chunk.length >= CHUNK_ROWS) this.flush();
   }
 
@@ -61,10 +63,10 @@ export class TreeCountEvaluator {
   private flush(): void {
     const columns = this.chunk;
     if (columns.length === 0) return;
-    this.chunk = new InvoiceColumns();
     const { forest, encoder } = this.model;
+    this.chunk = new DeclaredColumns(encoder.declaration);
     const K = forest.classes.length;
-    const encoded = encoder.encodeColumns(columns);
+    const encoded = encoder.encode(columns);
     const rows = encoded.rows;
     const truth = new Int16Array(rows);
     const labels = columns.labelDictionary.values.map((v) => forest.classes.indexOf(v));

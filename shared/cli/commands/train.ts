@@ -9,8 +9,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { SETTINGS_SCHEMA } from '../../config';
 import { trainFromBatches, type BatchSource } from '../../model/training';
-import { encodingVersion, LEGACY_DECLARATION } from '../../pipelines/featureEncoding';
-import { trainDeclaredModel, type DeclaredModel } from '../../pipelines/declaredModel';
+import { artifactFormatFor, trainDeclaredModel, type DeclaredModel } from '../../pipelines/declaredModel';
 import { parseModelArtifact } from '../../pipeline/modelCache';
 import {
   findPipeline,
@@ -163,7 +162,7 @@ export function register(program: Command): void {
     .action(async (raw: Record<string, unknown>) => {
       const options = parseWith(OPTIONS_SCHEMA, raw, 'train options');
       const pipeline = options.model === undefined ? undefined : chosenPipeline(options);
-      if (pipeline && encodingVersion(pipeline) !== encodingVersion(LEGACY_DECLARATION)) {
+      if (pipeline && artifactFormatFor(pipeline) === 'declared') {
         await trainDeclared(options, pipeline);
         return;
       }

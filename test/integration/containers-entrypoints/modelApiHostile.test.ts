@@ -291,9 +291,9 @@ describe('model API load metrics and tree count', () => {
       const rows = unlabelled(200, 12);
       const answer = await api.call('POST', '/predict', { body: { invoices: rows } });
       const features = parsePredictRequest({ invoices: rows }).rows;
-      expect(answer.body.predictions).toEqual(predictInvoices(withTreePrefix(stumps.model, 1), features));
+      expect(answer.body.predictions).toEqual(predictInvoices(withTreePrefix(trained.model, 1), features));
       // One tree votes with the class frequencies of one leaf, unlike the full forest.
-      expect(answer.body.predictions).not.toEqual(predictInvoices(stumps.model, features));
+      expect(answer.body.predictions).not.toEqual(predictInvoices(trained.model, features));
       expect((await api.call('GET', '/model')).body).toMatchObject({ servedTrees: 1 });
     } finally {
       await api.close();

@@ -1,9 +1,14 @@
 import { loadServingModel } from '../../../containers/model-api/loadModel';
-import { predictInvoices } from '../../../containers/model-api/predictor';
+import { predictInvoices, servingPath } from '../../../containers/model-api/predictor';
 import { parseTrainingJob } from '../../../containers/training/jobSettings';
 import { EXIT_BAD_INPUT, EXIT_RUN_FAILED, exitCodeFor, failureLine } from '../../../containers/training/main';
 import { runTraining, type TrainingDeps } from '../../../containers/training/runTraining';
+import { loadSettings } from '../../../shared/config';
 import { ConfigError } from '../../../shared/errors';
+import { generateWeek } from '../../../shared/invoices/generator';
+import { serializeCsv } from '../../../shared/invoices/serialize';
+import { deserializeDeclaredModel, trainingDeclaration } from '../../../shared/pipelines/declaredModel';
+import { findPipeline, loadPipelineManifest } from '../../../shared/pipelines/manifest';
 import { InvoiceStore } from '../../../shared/pipeline/invoiceStore';
 import { ModelRegistry } from '../../../shared/registry';
 import { testStorage, uniqueName } from '../../support/storage';
@@ -92,7 +97,11 @@ describe('training container', () => {
     expect(Buffer.byteLength(await registry.downloadArtifact('vat-rate', 'v1'))).toBe(stored.sizeBytes);
 
     // What was stored is a model the API can load and that predicts the rule.
-    const served = await loadServingModel(registry, 'vat-rate', { kind: 'pinned', versionId: 'v1' });
+    const served = servingPath(
+      (await loadServingModel(registry, 'vat-rate', { kind: 'pinned', versionId: 'v1' })).model,
+    );
+    if (served.kind !== 'single-model')
+      throw new Error('a run without PIPELINE_DEFINITION stores the single-model artifact');
     const fresh = invoiceRows(100, 77);
     const predicted = predictInvoices(served.model, fresh);
     const correct = predicted.filter((p, i) => p.vatRatePercent === fresh[i].vatRatePercent).length;
@@ -204,6 +213,7 @@ describe('training container', () => {
       }),
     ).toEqual({
       modelName: 'vat-rate',
+      encoding: { kind: 'single-model' },
       versionId: 'v1',
       dataBlobs: ['a.csv', 'b.jsonl'],
       mode: { kind: 'warm-start', fromVersionId: 'v0' },
@@ -233,5 +243,109 @@ describe('training container', () => {
     expect(error).toMatchObject({ code: 'CONFIG_INVALID', problems: [{ key: 'DataStorage' }] });
     expect(exitCodeFor(error)).toBe(EXIT_BAD_INPUT);
     expect(failureLine(error)).not.toContain(secret);
+  });
+
+  describe('a declared pipeline (PIPELINE_DEFINITION)', () => {
+    const manifest = loadPipelineManifest({
+      ...loadSettings({ DataStorage: 'UseDevelopmentStorage=true' }),
+      PIPELINES_FILE: `${__dirname}/../../../pipelines.sample.json`,
+    });
+    const account = trainingDeclaration(findPipeline(manifest, 'account-code'));
+    const small = { ...account, forest: { ...account.forest, trees: 5 } };
+    const week = (index: number) =>
+      [
+        ...serializeCsv(generateWeek({ scenario: 'stable', weeks: 2, rowsPerWeek: 600, seed: 5 }, index)),
+      ].join('');
+    const declaredEnv = (env: Record<string, string>) => {
+      const { FOREST_TREES: _t, FOREST_MAX_FEATURES: _f, FOREST_MAX_DEPTH: _d, ...rest } = env;
+      return { ...rest, MODEL_NAME: 'account-code', PIPELINE_DEFINITION: JSON.stringify(small) };
+    };
+
+    it('trains with the declared label and features, stores a declared artifact once, and refuses a reused id', async () => {
+      const { deps, registry, env } = await world({ 'week-1.csv': week(0), 'week-2.csv': week(1) });
+      const job = declaredEnv(env);
+      const summary = await runTraining(job, deps);
+      expect(summary).toMatchObject({
+        outcome: 'trained',
+        modelName: 'account-code',
+        mode: 'full',
+        dataWindow: ['week-1.csv', 'week-2.csv'],
+        rejectedRows: 0,
+      });
+      expect(summary.rows.train + summary.rows.holdout).toBe(1200);
+      const model = deserializeDeclaredModel(await registry.downloadArtifact('account-code', 'v1'));
+      expect(model.encoder.declaration).toEqual({ label: 'accountCode', features: account.features });
+      expect(model.metadata).toMatchObject({
+        holdoutMetrics: summary.holdoutMetrics,
+        hyperparameters: expect.objectContaining({ trees: 5, seed: 11, label: 'accountCode' }),
+      });
+      expect(summary.classes).toEqual(model.metadata.classes);
+
+      expect(await runTraining(job, deps)).toMatchObject({ outcome: 'already-trained', rows: summary.rows });
+      // The same id for the single model's job (another encoding) is not this job's result.
+      const single = runTraining({ ...env, MODEL_NAME: 'account-code' }, deps);
+      await expect(single).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect((await registry.listVersions('account-code')).map((v) => v.versionId)).toEqual(['v1']);
+    });
+
+    it('refuses a bad declaration with one error naming every problem (exit code for bad input)', () => {
+      const base = { MODEL_NAME: 'account-code', VERSION_ID: 'v1', DATA_BLOBS: '["a.csv"]' };
+      const attempt = (env: Record<string, string>): ConfigError => {
+        try {
+          parseTrainingJob({ ...base, ...env });
+        } catch (error) {
+          expect(error).toBeInstanceOf(ConfigError);
+          expect(exitCodeFor(error)).toBe(EXIT_BAD_INPUT);
+          return error as ConfigError;
+        }
+        throw new Error('expected a ConfigError');
+      };
+      expect(attempt({ PIPELINE_DEFINITION: '{"name":' }).problems).toEqual([
+        { key: 'PIPELINE_DEFINITION', reason: 'expected the pipeline declaration as JSON' },
+      ]);
+      const broken = attempt({
+        PIPELINE_DEFINITION: JSON.stringify({
+          ...small,
+          features: [
+            ...small.features,
+            { column: 'colour', kind: 'categorical' },
+            { column: 'accountCode', kind: 'categorical' },
+          ],
+        }),
+      });
+      expect(broken.problems).toEqual([
+        {
+          key: 'PIPELINE_DEFINITION',
+          reason: expect.stringMatching(/^features\[8\]: unknown column "colour"/),
+        },
+        {
+          key: 'PIPELINE_DEFINITION',
+          reason: 'features[9]: "accountCode" is the label and cannot also be a feature',
+        },
+      ]);
+      expect(broken.message).toMatch(/^Invalid training job \(2\): PIPELINE_DEFINITION: features\[8\]/);
+      const contradicting = attempt({
+        MODEL_NAME: 'vat-rate',
+        PIPELINE_DEFINITION: JSON.stringify(small),
+        FOREST_TREES: '9',
+        TRAINING_MODE: 'warm-start',
+        WARM_START_FROM: 'v0',
+      });
+      expect(contradicting.problems).toEqual([
+        { key: 'PIPELINE_DEFINITION', reason: 'declares "account-code", but MODEL_NAME is "vat-rate"' },
+        { key: 'TRAINING_MODE', reason: 'a declared pipeline trains in full (no warm start)' },
+        { key: 'FOREST_TREES', reason: 'set by PIPELINE_DEFINITION.forest; leave it unset' },
+      ]);
+      // A declaration that reads rows as the single model does belongs on the single-model path.
+      const vat = trainingDeclaration(findPipeline(manifest, 'vat-rate'));
+      expect(attempt({ MODEL_NAME: 'vat-rate', PIPELINE_DEFINITION: JSON.stringify(vat) }).problems).toEqual([
+        { key: 'PIPELINE_DEFINITION', reason: expect.stringContaining('without PIPELINE_DEFINITION') },
+      ]);
+      expect(parseTrainingJob({ ...base, PIPELINE_DEFINITION: JSON.stringify(small) })).toMatchObject({
+        encoding: { kind: 'declared', pipeline: small },
+        forest: small.forest,
+        mode: { kind: 'full' },
+      });
+    });
   });
 });

@@ -212,7 +212,9 @@ describe('end to end on Azurite with local containers', () => {
     expect(decision?.attributes.correlationId).toMatch(/^[0-9a-f]{16}$/);
     expect(run?.attributes.correlationId).toBe(decision?.attributes.correlationId);
     // What the status endpoint returns.
-    const status = await statusReport(h.ctx);
+    const { models } = await statusReport(h.ctx);
+    expect(models.map((m) => m.model)).toEqual(['e2e-main']);
+    const [status] = models;
     expect(status.champion?.versionId).toBe(second?.pointer.versionId);
     expect(status.serving?.versionId).toBe(second?.pointer.versionId);
     expect(status.pending).toEqual([]);

@@ -152,7 +152,7 @@ async function killDuringEvaluation(ctx: PipelineContext, worker: PipelineContex
   expect(row.status).toBe('processing');
   expect(Date.parse(row.leaseUntil)).toBeGreaterThan(T0);
   expect(JSON.parse(row.body)).toMatchObject({
-    journal: { evaluatedAt: new Date(T0).toISOString(), scored: { kind: 'evaluated' } },
+    journal: { evaluatedAt: new Date(T0).toISOString(), scored: { kind: 'pipelines' } },
   });
 }
 

@@ -9,7 +9,7 @@ import { serializeCsv } from '../../../shared/invoices/serialize';
 import { RecordingTelemetry, METRIC } from '../../../shared/telemetry/telemetry';
 import type { PipelineContext } from '../../../shared/pipeline/context';
 import { processBlobEvent } from '../../../shared/pipeline/blobEvents';
-import type { BatchOutcome } from '../../../shared/pipeline/batchEvaluation';
+import { evaluatedRecords, type BatchOutcome } from '../../../shared/pipeline/batchEvaluation';
 import { sweepIncoming } from '../../../shared/pipeline/incomingSweep';
 import { ProcessedBatchLedger } from '../../../shared/pipeline/batchLedger';
 import { retrainInstanceId } from '../../../shared/pipeline/contracts';
@@ -367,6 +367,6 @@ describe('batch path: CPU counted once', () => {
       (r) => r.name === METRIC.functionCpuSeconds && r.attributes.batch === name,
     );
     expect(batchCpu).toEqual([]);
-    expect(evaluated.record.cpuSeconds).toBeGreaterThan(0);
+    expect(evaluatedRecords(evaluated)[0].cpuSeconds).toBeGreaterThan(0);
   });
 });

@@ -8,6 +8,7 @@ import type { InvoiceRow } from '../../../shared/invoices/schema';
 import { serializeCsv } from '../../../shared/invoices/serialize';
 import { trainFromRows } from '../../../shared/model/training';
 import { processBlobEvent } from '../../../shared/pipeline/blobEvents';
+import { evaluatedRecords } from '../../../shared/pipeline/batchEvaluation';
 import type { PipelineContext } from '../../../shared/pipeline/context';
 import { RecordingTelemetry } from '../../../shared/telemetry/telemetry';
 import { uniqueName } from '../../support/storage';
@@ -73,8 +74,9 @@ describe('new-label signal in batch evaluation', () => {
     const control = await deliver('invoices-2024-07-08.csv', plain);
     expect(control.kind).toBe('evaluated');
     if (control.kind !== 'evaluated') return;
-    expect(control.record.drift.unseenLabelShare).toBe(0);
-    expect(control.record.decision.kind).toBe('none');
+    const [controlRecord] = evaluatedRecords(control);
+    expect(controlRecord.drift.unseenLabelShare).toBe(0);
+    expect(controlRecord.decision.kind).toBe('none');
 
     // 1 % of the next batch carries a rate the champion never saw (a reform on its last day): the
     // accuracy barely moves, but those rows are certain errors and next week's rule.
@@ -88,11 +90,13 @@ describe('new-label signal in batch evaluation', () => {
     const outcome = await deliver('invoices-2024-07-15.csv', withNewRate);
     expect(outcome.kind).toBe('evaluated');
     if (outcome.kind !== 'evaluated') return;
-    const { record } = outcome;
+    const [result] = outcome.pipelines;
+    if (result.kind !== 'evaluated') throw new Error(`expected an evaluation, got ${result.kind}`);
+    const { record } = result;
     expect(record.drift.unseenLabelShare).toBeCloseTo(relabelled / record.rowsAccepted, 12);
     expect(record.decision.kind).toBe('retrainWhenGreen');
     expect(record.decision.reason).toMatch(/label the champion never saw/);
-    expect(['started', 'already-running', 'merged']).toContain(outcome.action);
+    expect(['started', 'already-running', 'merged']).toContain(result.action);
     // The stored record (what the status endpoint and report read) keeps the signal.
     const stored = (await ctx.evaluations.list(MODEL)).find((r) => r.batchName === record.batchName);
     expect(stored?.drift.unseenLabelShare).toBe(record.drift.unseenLabelShare);

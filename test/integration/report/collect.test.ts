@@ -348,4 +348,45 @@ describe('green-ml report', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('without --model writes one page with a section per declared model, each with its own runs', async () => {
+    const runStore = RunRecordStore.fromStorage(storage, DEFAULT_RUN_RECORD_TABLES);
+    await runStore.ensureTables();
+    // The two models of the sample pipelines file; run ids unique to this test.
+    const vatRun = uniqueName('vat-run-');
+    const accountRun = uniqueName('acc-run-');
+    await runStore.saveRun(runRecord('vat-rate', vatRun, '2031-03-08T04:00:00.000Z', 20, 28));
+    await runStore.saveRun(runRecord('account-code', accountRun, '2031-03-09T04:00:00.000Z', 20, 28));
+    const dir = await mkdtemp(path.join(tmpdir(), 'report-cli-'));
+    try {
+      const env = {
+        DataStorage: process.env.AZURITE_TEST_CONNECTION_STRING,
+        PIPELINES_FILE: path.resolve(__dirname, '../../../pipelines.sample.json'),
+      };
+      const deps = { env, now: () => new Date('2031-03-10T00:00:00Z'), out: () => {}, storage };
+      const html = await readFile(
+        await runReport({ out: path.join(dir, 'all.html'), from: FROM, to: TO }, deps),
+        'utf8',
+      );
+      const [, vatPart, accountPart] = html.split('<section class="model"');
+      expect(vatPart).toContain('id="model-vat-rate"');
+      expect(vatPart).toContain(`data-run="${vatRun}"`);
+      expect(vatPart).not.toContain(`data-run="${accountRun}"`);
+      expect(accountPart).toContain('id="model-account-code"');
+      expect(accountPart).toContain(`data-run="${accountRun}"`);
+      // --model narrows it to that model; an undeclared one is refused with the declared names.
+      const one = await readFile(
+        await runReport({ out: path.join(dir, 'one.html'), model: 'account-code', from: FROM, to: TO }, deps),
+        'utf8',
+      );
+      expect(one).not.toContain('<section class="model"');
+      expect(one).toContain(`data-run="${accountRun}"`);
+      expect(one).not.toContain(`data-run="${vatRun}"`);
+      await expect(
+        runReport({ out: path.join(dir, 'x.html'), model: 'receiver', from: FROM, to: TO }, deps),
+      ).rejects.toThrow(/No pipeline named "receiver" \(declared: vat-rate, account-code\)/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

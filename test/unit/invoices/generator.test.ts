@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { ValidationError } from '../../../shared/errors';
 import {
   type GeneratorOptions,
+  ALL_SCENARIOS,
   SCENARIOS,
+  accountChangeStartWeek,
   generateWeek,
   newMarketStartWeek,
   weekStartDate,
@@ -26,7 +28,7 @@ describe('generateWeek', () => {
   });
 
   it('produces rows that pass the invoice schema, with unique ids, dated inside their week', () => {
-    for (const scenario of SCENARIOS) {
+    for (const scenario of ALL_SCENARIOS) {
       const options = { ...base, scenario, rowsPerWeek: 1500 };
       for (const week of [0, 11]) {
         const rows = rowsOf(options, week);
@@ -151,6 +153,33 @@ describe('scenarios', () => {
     expect(
       stableLate.filter((r) => stableWeek0.has(r.supplierId)).length / stableLate.length,
     ).toBeGreaterThan(0.9);
+  });
+});
+
+describe('chart-of-accounts', () => {
+  const options: GeneratorOptions = { ...base, scenario: 'chart-of-accounts', rowsPerWeek: 3000 };
+  const withoutAccount = ({ accountCode: _account, ...rest }: InvoiceRow) => rest;
+
+  it('moves only the bookings, from the middle of the run: VAT labels and every other column stay those of stable', () => {
+    const start = accountChangeStartWeek(options);
+    expect(start).toBe(6);
+    expect(SCENARIOS).not.toContain('chart-of-accounts');
+    for (const week of [0, start - 1, start, 11]) {
+      const changed = rowsOf(options, week);
+      const stable = rowsOf({ ...options, scenario: 'stable' }, week);
+      expect(changed.map(withoutAccount)).toEqual(stable.map(withoutAccount));
+      const moved = changed.filter((row, i) => row.accountCode !== stable[i].accountCode).length;
+      if (week < start) expect(moved).toBe(0);
+      // Every sector with an alternative account swaps: a large share of the bookings move.
+      else expect(moved / changed.length).toBeGreaterThan(0.3);
+    }
+  });
+
+  it('books on the same accounts as before (a new mapping, not new codes)', () => {
+    const before = new Set(rowsOf(options, 0).map((r) => r.accountCode));
+    const after = new Set(rowsOf(options, 11).map((r) => r.accountCode));
+    expect([...after].filter((code) => !before.has(code)).length).toBeLessThanOrEqual(1);
+    expect(after.size).toBeGreaterThan(10);
   });
 });
 

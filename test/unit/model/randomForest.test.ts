@@ -236,3 +236,38 @@ describe('prediction', () => {
     expect(close).toBeGreaterThan(10);
   });
 });
+
+describe('prediction walk (four rows in lockstep, branch-free steps)', () => {
+  it('equals the plain walk for every row count and tree prefix of a trained forest', async () => {
+    const world = { scenario: 'vat-reform' as const, weeks: 4, rowsPerWeek: 2000, seed: 11 };
+    const { model } = await trainFromRows(generateWeek(world, 0), { ...options, trees: 13 });
+    const rows = [...generateWeek(world, 3)];
+    const K = model.forest.classes.length;
+    for (const trees of [1, 2, 13]) {
+      const forest = { ...model.forest, trees: model.forest.trees.slice(0, trees) };
+      for (const count of [0, 1, 2, 3, 4, 5, 7, 97]) {
+        const { bins } = encodeRows(model.encoder, rows.slice(0, count));
+        const probabilities = predictProba(forest, bins, count);
+        expect(Array.from(probabilities)).toEqual(Array.from(referenceProba(forest, bins, count)));
+        expect(Array.from(predictClasses(forest, bins, count))).toEqual(
+          Array.from(argmaxRows(probabilities, K)),
+        );
+      }
+    }
+  });
+
+  it('splits correctly on the largest 16-bit bins and thresholds', () => {
+    // Root: feature 1 ≤ 65534 → leaf 0 (class 0), else node 2: feature 0 ≤ 65535 → class 1 (never right).
+    const tree: Tree = {
+      feature: Uint8Array.from([1, LEAF, 0, LEAF, LEAF, LEAF]),
+      threshold: Uint16Array.from([65534, 0, 65535, 0, 0, 0]),
+      child: Uint32Array.from([1, 0, 4, 0, 1, 0]),
+      leafValues: Uint16Array.from([LEAF_SCALE, 0, 0, LEAF_SCALE]),
+    };
+    // Node 1 is the left leaf (class 0); node 2 the right split, whose children are 4 (class 1) and 5.
+    const forest: Forest = { classes: ['a', 'b'], features: 2, trees: [tree] };
+    const bins = Uint16Array.from([0, 65534, 65535, 65535, 65535, 0, 7, 65535, 0, 0]);
+    expect(Array.from(predictClasses(forest, bins, 5))).toEqual([0, 1, 0, 1, 0]);
+    expect(Array.from(predictProba(forest, bins, 5))).toEqual(Array.from(referenceProba(forest, bins, 5)));
+  });
+});

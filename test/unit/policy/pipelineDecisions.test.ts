@@ -102,6 +102,29 @@ describe('chooseTrainingWindow', () => {
     ).toEqual({ kind: 'train', batches: ['w4', 'w5'], warmStartFrom: null });
   });
 
+  it('warm-starts a warm-started champion only on batches newer than its newest one', () => {
+    // v2 grew its new trees on w3 and kept v1's trees, which saw w1 and w2: those are not new.
+    const warmChampion = { versionId: 'v2', dataWindow: ['w3'] };
+    expect(
+      chooseTrainingWindow({
+        acceptedBatches: accepted,
+        windowBatches: 3,
+        mode: 'warm-start',
+        champion: warmChampion,
+      }),
+    ).toEqual({ kind: 'train', batches: ['w4', 'w5'], warmStartFrom: 'v2' });
+    // A champion whose batches are no longer accepted tells nothing about what is new: full window.
+    const unknown = { versionId: 'v0', dataWindow: ['w0'] };
+    expect(
+      chooseTrainingWindow({
+        acceptedBatches: accepted,
+        windowBatches: 3,
+        mode: 'warm-start',
+        champion: unknown,
+      }),
+    ).toEqual({ kind: 'train', batches: ['w3', 'w4', 'w5'], warmStartFrom: null });
+  });
+
   it('says when there is nothing to train on', () => {
     expect(
       chooseTrainingWindow({ acceptedBatches: [], windowBatches: 3, mode: 'full', champion: null }),

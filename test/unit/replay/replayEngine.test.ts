@@ -5,7 +5,13 @@ import {
   plannedDurationMinutes,
   retrainCost,
 } from '../../../bench/replay/costModel';
-import { runReplay, type ReplayCase, type ReplayConfig } from '../../../bench/replay/engine';
+import {
+  runReplay,
+  trainingWindowFor,
+  warmTreeShare,
+  type ReplayCase,
+  type ReplayConfig,
+} from '../../../bench/replay/engine';
 import { ModelBank } from '../../../bench/replay/modelBank';
 import { summarise, tableOf, type CaseTable, type PolicyRow } from '../../../bench/replay/tables';
 import { allZoneYears } from '../../../bench/replay/traceWorld';
@@ -39,6 +45,7 @@ const config: ReplayConfig = {
   thresholds: { smallDrop: 0.02, bigDrop: 0.08, minRows: 500, greenDeadlineHours: 24, nowDeadlineHours: 1 },
   seed: 7,
   batchHourUtc: 9,
+  trainingMode: 'full',
 };
 
 const outcome = (c: ReplayCase, policy: string) => {
@@ -102,6 +109,28 @@ describe('policy replay engine', () => {
     }
   });
 
+  it('splits ours ÷ threshold into factors that multiply back, with bounds below it', () => {
+    let split = 0;
+    for (const c of cases) {
+      const rows = tableOf(c).rows;
+      const threshold = rows.find((r) => r.policy === 'threshold');
+      for (const name of ['green', 'green-spatial'] as const) {
+        const row = rows.find((r) => r.policy === name);
+        const v = row?.vsThreshold;
+        if (!row || !v || !threshold) continue;
+        split++;
+        expect(v.retrains).toBeCloseTo(row.retrains / threshold.retrains, 12);
+        expect(v.retrains * v.energyPerRetrain * v.intensity).toBeCloseTo(row.ratioToThreshold ?? NaN, 9);
+        // Perfect forecasts can only help inside the same deadline.
+        expect(v.ownDeadlineBound).toBeLessThanOrEqual((row.ratioToThreshold ?? 0) * (1 + 1e-9));
+        // Home only: a 7-day wait with perfect knowledge sees every window the 24 h plan could use.
+        if (name === 'green') expect(v.sevenDayBound).toBeLessThanOrEqual(v.ownDeadlineBound * (1 + 1e-9));
+      }
+      expect(threshold?.vsThreshold?.retrains ?? 1).toBe(1);
+    }
+    expect(split).toBeGreaterThan(0);
+  });
+
   it('the drift makes accuracy-driven policies retrain, and ours never miss a deadline', () => {
     for (const c of cases) {
       expect(outcome(c, 'green').runs.length).toBeGreaterThan(0);
@@ -139,6 +168,50 @@ describe('policy replay engine', () => {
   }, 30_000);
 });
 
+describe("warm-start replay (the product's TRAINING_MODE=warm-start for our policies)", () => {
+  it('chooses weeks by the product rule: only weeks newer than the champion, lineage kept', () => {
+    const full = { firstWeek: 0, lastWeek: 7 };
+    expect(trainingWindowFor(9, 8, 'full', full)).toEqual({ firstWeek: 2, lastWeek: 9 });
+    const warm = trainingWindowFor(9, 8, 'warm-start', full);
+    expect(warm).toEqual({ firstWeek: 8, lastWeek: 9, warmFrom: full });
+    // A warm champion's kept trees saw weeks 0-7: the next warm start reads only week 10.
+    expect(trainingWindowFor(10, 8, 'warm-start', warm)).toEqual({
+      firstWeek: 10,
+      lastWeek: 10,
+      warmFrom: warm,
+    });
+    // Nothing new since the champion: a full window.
+    expect(trainingWindowFor(9, 8, 'warm-start', warm)).toEqual({ firstWeek: 2, lastWeek: 9 });
+    expect(warmTreeShare(50)).toBe(0.6);
+  });
+
+  it('runs our policies on real warm-started models at a fraction of the energy; peers stay full', async () => {
+    const warmConfig: ReplayConfig = {
+      ...config,
+      zoneYears: zoneYears.slice(0, 1),
+      trainingMode: 'warm-start',
+    };
+    const [c] = (await runReplay(warmConfig)).cases;
+    const fullRun = retrainCost(costModel, 8).energyKwh;
+    for (const name of ['green', 'green-spatial', 'oracle']) {
+      const runs = outcome(c, name).runs;
+      expect(runs.length).toBeGreaterThan(0);
+      for (const run of runs) {
+        expect(run.window.warmFrom).toBeDefined();
+        expect(run.energyKwh).toBeLessThan(fullRun * 0.6);
+      }
+    }
+    for (const run of outcome(c, 'threshold').runs) {
+      expect(run.window.warmFrom).toBeUndefined();
+      expect(run.energyKwh).toBeCloseTo(fullRun, 12);
+    }
+    // Scored by the warm-started models themselves, never on rows any tree of their lineage saw.
+    const green = outcome(c, 'green');
+    expect(green.evaluations.some((e) => e.servingWindow?.warmFrom !== undefined)).toBe(true);
+    for (const e of green.evaluations) expect(e.rowsSeenInTraining).toBe(0);
+  }, 60_000);
+});
+
 describe('training cost model', () => {
   it('least squares recovers a line and reports its fit', () => {
     const fit = fitLine([1000, 2000, 4000], [1.5, 2.5, 4.5]);
@@ -173,6 +246,7 @@ describe('replay tables', () => {
       homeToOracle: null,
       ratioToNightly: null,
       ratioToThreshold: null,
+      vsThreshold: null,
       meanAccuracy: accuracy,
       worstGapToNightlyPp: null,
       deadlineMisses: 0,

@@ -6,6 +6,7 @@ import { buildChartSections, downsample, timeTickStepMs } from '../../../shared/
 import { escapeHtml, jsonForScript } from '../../../shared/report/html';
 import {
   ELECTRICITY_MAPS_ATTRIBUTION,
+  renderModelsReportHtml,
   renderReportHtml,
   writeReport,
 } from '../../../shared/report/renderReport';
@@ -170,5 +171,38 @@ describe('chart specs', () => {
     expect(reduced[0]).toEqual({ x: 0, y: (0 + 1 + 2 + 3 + 4) / 5 });
     expect(timeTickStepMs(5 * 86_400_000)).toBe(24 * 3_600_000);
     expect(timeTickStepMs(6 * 3_600_000)).toBe(3_600_000);
+  });
+});
+
+describe('renderModelsReportHtml', () => {
+  it('puts every model in its own section of one page, with ids that never collide', () => {
+    const vat = sampleReportData();
+    const account: ReportData = { ...sampleReportData(), modelName: 'account-code' };
+    account.runs = account.runs.map((r) => ({ ...r, runId: `acc-${r.runId}` }));
+    const html = renderModelsReportHtml([vat, account]);
+    for (const model of ['vat-rate', 'account-code']) {
+      expect(html).toContain(`id="model-${model}"`);
+      expect(html).toContain(`id="${model}-runs-table"`);
+      expect(html).toContain(`id="${model}-batches-table"`);
+    }
+    // Each model's runs are in its own section, not in the other's.
+    const [, vatPart, accountPart] = html.split(/<section class="model"/);
+    expect(vatPart).toContain(`data-run="${vat.runs[0].runId}"`);
+    expect(vatPart).not.toContain(`data-run="acc-`);
+    expect(accountPart).toContain(`data-run="acc-${vat.runs[0].runId}"`);
+    // Element ids of the page body (chart.js's own source, inlined after it, is not markup).
+    const ids = [...html.split('<script')[0].matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+    expect(new Set(ids).size).toBe(ids.length);
+    // Every embedded chart has its canvas; twice the charts of one model.
+    const specs = embeddedSpecs(html);
+    expect(specs.length).toBe(2 * embeddedSpecs(renderReportHtml(vat)).length);
+    for (const spec of specs) expect(html).toContain(`<canvas id="${spec.id}"`);
+    expect(html.match(/id="provenance"/g)).toHaveLength(1);
+    expect(executableScripts(html)).toHaveLength(2);
+  });
+
+  it('renders one model exactly as the single-model report', () => {
+    const data = sampleReportData();
+    expect(renderModelsReportHtml([data])).toBe(renderReportHtml(data));
   });
 });

@@ -1,6 +1,7 @@
 import { generateWeek } from '../../../shared/invoices/generator';
 import { evaluateRows } from '../../../shared/model/evaluation';
 import { isHoldoutRow, trainFromRows } from '../../../shared/model/training';
+import { legacyPredictor } from '../../../shared/pipelines/multiScoring';
 import {
   smallestTreeCountWithin,
   TreeCountEvaluator,
@@ -23,7 +24,7 @@ describe('accuracy by tree count', () => {
     const heldOut = [...generateWeek({ scenario: 'stable', weeks: 2, rowsPerWeek: 3000, seed: 5 }, 1)].filter(
       (r) => isHoldoutRow(r.invoiceId),
     );
-    const evaluator = new TreeCountEvaluator(trained.model);
+    const evaluator = new TreeCountEvaluator(legacyPredictor(trained.model));
     for (const row of heldOut) evaluator.add(row);
     const result = evaluator.result();
     expect(result.holdoutRows).toBe(heldOut.length);
