@@ -6,7 +6,10 @@ import { modelApiCredentials, modelApiKeySource, type ModelApiCredentials } from
 import { FEATURE_SCHEMA_VERSION } from '../model/features';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
 import { artifactFormatFor, PIPELINE_DEFINITION_ENV, trainingDeclaration } from '../pipelines/declaredModel';
-import { deployedPipeline } from '../pipelines/deployedPipelines';
+import { deployedPipeline, deployedPipelines } from '../pipelines/deployedPipelines';
+import type { PipelineDefinition } from '../pipelines/manifest';
+import { batchColumnsOfReport, trainableBatches } from '../pipelines/trainableBatches';
+import { statusCodeOf } from '../errors/classify';
 import { APP_TAG, containerStorageEnvironment, type PipelineContext } from './context';
 import { MODEL_API_GROUP_PREFIX, type ContainerSpec } from '../containers/launcher';
 import type { ActivityOutput, ParsedActivityInput } from './activityContracts';
@@ -52,7 +55,6 @@ export async function launchTraining(
   const pipeline = deployedPipeline(s, input.modelName);
   const format = artifactFormatFor(pipeline);
   const mode = format === 'declared' ? 'full' : s.TRAINING_MODE;
-  const accepted = input.dataWindow ?? (await ctx.invoices.listAccepted()).map((b) => b.name);
   const current = mode === 'warm-start' ? await ctx.registry.getChampion(input.modelName) : null;
   const championMetadata = current
     ? await ctx.registry.getVersionMetadata(input.modelName, current.pointer.versionId)
@@ -63,6 +65,8 @@ export async function launchTraining(
     championMetadata && championMetadata.featureSchemaVersion === FEATURE_SCHEMA_VERSION
       ? { versionId: championMetadata.versionId, dataWindow: championMetadata.dataWindow }
       : null;
+  const accepted =
+    input.dataWindow ?? (await acceptedBatchesFor(ctx, pipeline, champion?.dataWindow ?? null));
   const window = chooseTrainingWindow({
     acceptedBatches: accepted,
     windowBatches: pipeline.training.windowBatches,
@@ -121,6 +125,33 @@ export async function launchTraining(
     region: input.region,
     launchedAt: ctx.now().toISOString(),
   };
+}
+
+/**
+ * The accepted batches this model can read. Without a pipelines file every accepted batch carries
+ * every column (a missing one quarantines it); with one, a batch may have been accepted for another
+ * model only, and its report says which columns it has.
+ */
+async function acceptedBatchesFor(
+  ctx: PipelineContext,
+  pipeline: PipelineDefinition,
+  championWindow: readonly string[] | null,
+): Promise<string[]> {
+  const accepted = (await ctx.invoices.listAccepted()).map((b) => b.name);
+  if (deployedPipelines(ctx.settings).source === 'settings') return accepted;
+  return trainableBatches({
+    accepted,
+    pipeline,
+    championWindow,
+    columnsOf: async (name) => {
+      try {
+        return batchColumnsOfReport(await ctx.invoices.readReport(name));
+      } catch (error) {
+        if (statusCodeOf(error) === 404) return { kind: 'all' };
+        throw error;
+      }
+    },
+  });
 }
 
 export async function containerStatus(

@@ -383,3 +383,37 @@ function onlyColumns(row: InvoiceRow, columns: readonly string[]): Record<string
 function issues(body: Record<string, unknown>): { path: string; message: string }[] {
   return (body.error as { issues: { path: string; message: string }[] }).issues;
 }
+
+describe('declared pipelines: a batch accepted for one model only', () => {
+  jest.setTimeout(180_000);
+
+  it('stays out of the training window of a model that cannot read it', async () => {
+    // No vatRatePercent column: the account-code model can learn from it, the VAT model cannot
+    // (its trainer would stop at the header), yet the batch is accepted for account-code.
+    const name = `b-${weekStartDate(generator, 8)}-no-vat.csv`;
+    const csv = [...serializeCsv(generateWeek(generator, 8))]
+      .join('')
+      .split('\n')
+      .map((line) => line.slice(0, Math.max(0, line.lastIndexOf(','))))
+      .join('\n');
+    expect(csv.split('\n')[0].endsWith('reverseCharge')).toBe(true);
+    const etag = await ctx.invoices.upload(name, Readable.from([csv]));
+    await ctx.invoices.accept(name, etag);
+    const columns = csv.split('\n')[0].split(',');
+    await ctx.invoices.writeReport(name, { batchName: name, etag, columns, pipelines: [] });
+    const accepted = (await ctx.invoices.listAccepted()).map((b) => b.name);
+    expect(accepted).toContain(name);
+
+    const vat = await train('vat-rate', 'vat-partial');
+    expect(vat.launched.dataWindow).not.toContain(name);
+    expect(vat.launched.dataWindow).toHaveLength(8);
+    const accounts = await train('account-code', 'ac-partial');
+    expect(accounts.launched.dataWindow).toContain(name);
+    expect(accounts.launched.dataWindow).toEqual(
+      accepted
+        .filter((b) => b !== name)
+        .slice(-5)
+        .concat(name),
+    );
+  });
+});
