@@ -1,5 +1,5 @@
-import { NotFoundError } from '../../shared/errors';
-import { loadModel } from '../../shared/pipeline/modelCache';
+import { ModelInvalidError, NotFoundError } from '../../shared/errors';
+import { parseModelArtifact } from '../../shared/pipeline/modelCache';
 import type { ModelRegistry } from '../../shared/registry';
 import type { ServingModel } from './server';
 
@@ -32,12 +32,17 @@ export async function loadServingModel(
     expectedSha256 = champion.pointer.artifactSha256;
   }
   const metadata = await registry.getVersionMetadata(modelName, versionId);
-  // The one loader of either format (identity and SHA-256 checked); a single-model artifact is
-  // served through its own encoder, the API's fast path for the VAT-rate columns.
-  // Fresh: a serving process loads once, so it reads and hashes the stored bytes rather than
-  // trusting a copy another load in the same process cached before they could have changed.
-  const loaded = await loadModel(registry, modelName, versionId, { expectedSha256, fresh: true });
-  const model =
-    loaded.format === 'single' ? loaded.single : { encoder: loaded.encoder, forest: loaded.forest };
+  // Read fresh, never from the process's model cache: what is served is the stored bytes as they
+  // are now, checked against the hashes. One parser for both formats; a single-model artifact keeps
+  // its own encoder, the API's fast path for the VAT-rate columns.
+  const parsed = parseModelArtifact(
+    await registry.downloadArtifact(modelName, versionId, { expectedSha256 }),
+  );
+  const { model } = parsed;
+  if (model.metadata.modelName !== modelName || model.metadata.versionId !== versionId) {
+    throw new ModelInvalidError(
+      `Artifact stored as ${modelName}/${versionId} says it is ${model.metadata.modelName}/${model.metadata.versionId}`,
+    );
+  }
   return { model, metadata };
 }

@@ -159,6 +159,8 @@ export function parseTrainingJob(env: Record<string, string | undefined>): Train
   };
 }
 
+const FOREST_KEYS = ['trees', 'maxFeatures', 'minSamplesLeaf', 'maxDepth'] as const;
+
 /** Variables a declaration replaces: set beside it they would be a second, contradicting source. */
 const DECLARED_CONFLICTS = [
   'FOREST_TREES',
@@ -185,6 +187,15 @@ function declaredEncoding(
   } catch {
     problems.push({ key, reason: 'expected the pipeline declaration as JSON' });
     return { kind: 'single-model' };
+  }
+  // The launcher sends the resolved forest; a partial one would silently take the schema's defaults
+  // rather than the Function App's settings.
+  const forest = (document as { forest?: unknown } | null)?.forest;
+  const missing = FOREST_KEYS.filter(
+    (k) => typeof forest !== 'object' || forest === null || !Object.hasOwn(forest, k),
+  );
+  if (missing.length > 0) {
+    problems.push({ key, reason: `forest: ${missing.join(', ')} required (the resolved hyperparameters)` });
   }
   let pipeline: TrainingDeclaration;
   try {

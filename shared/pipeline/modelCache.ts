@@ -38,31 +38,38 @@ export function parseModelArtifact(
  * for every batch, and a long-lived process does not collect every version it ever scored.
  */
 const PER_MODEL = 2;
-const cache = new Map<string, Promise<LoadedModel>>();
+const cache = new Map<string, Promise<{ etag: string; model: LoadedModel }>>();
 
 /**
  * Downloads (SHA-256 checked against the version record, and against `expectedSha256` — the
  * champion pointer's — when given) and parses `modelName/versionId`. An artifact whose own metadata
- * names another version is refused rather than scored under a name it does not have.
+ * names another version is refused rather than scored under a name it does not have. A cached copy
+ * is reused only while the artifact blob's ETag is unchanged, so bytes overwritten after a load are
+ * downloaded and checked again (and refused) rather than served from memory.
  */
 export async function loadModel(
   registry: ModelRegistry,
   modelName: string,
   versionId: string,
-  options: { expectedSha256?: string; fresh?: boolean } = {},
+  options: { expectedSha256?: string } = {},
 ): Promise<LoadedModel> {
   const prefix = `${registry.containerName}/${modelName}/`;
   const key = prefix + versionId;
-  let loading = options.fresh ? undefined : cache.get(key);
-  if (!loading) {
-    loading = download(registry, modelName, versionId);
-    loading.catch(() => cache.delete(key));
-    cache.set(key, loading);
+  const etag = await registry.artifactEtag(modelName, versionId);
+  let loading = cache.get(key);
+  if (!loading || (await loading.catch(() => null))?.etag !== etag) {
+    const fresh = download(registry, modelName, versionId).then((model) => ({ etag, model }));
+    loading = fresh;
+    fresh.catch(() => {
+      if (cache.get(key) === fresh) cache.delete(key);
+    });
+    cache.delete(key);
+    cache.set(key, fresh);
     const ofModel = [...cache.keys()].filter((k) => k.startsWith(prefix));
     for (const stale of ofModel.slice(0, Math.max(0, ofModel.length - PER_MODEL))) cache.delete(stale);
   }
-  const model = await loading;
-  // A cached model passed the version record's check; the pointer's hash is checked on every use.
+  const { model } = await loading;
+  // The champion pointer's hash is checked on every use, cached or not.
   if (options.expectedSha256 !== undefined && options.expectedSha256 !== model.sha256) {
     throw new ArtifactIntegrityError(
       `${modelName}/${versionId}`,

@@ -87,6 +87,7 @@ export async function collectServingLoad(
     return { kind: 'idle' };
   }
   if (replicas && serving.plan?.scaling.kind === 'scale-to-zero') {
+    await recordIngressRequests(ctx, modelName, serving, replicas);
     // A call to /metrics/load would start a replica of an app at zero (and keep it for the
     // cool-down): ask Azure Monitor first, and never wake the app only to be counted.
     const state = await recentReplicaState(replicas, serving, ctx.now());
@@ -111,6 +112,44 @@ export async function collectServingLoad(
   } catch (error) {
     // Not recorded means not watched: the load goes stale and the planner falls back, with a reason.
     return { kind: 'failed', reason: describeError(error) };
+  }
+}
+
+/** Complete hours whose ingress requests each collection (re)reads: late Monitor data is caught up. */
+const INGRESS_HOURS_BACK = 3;
+
+/**
+ * Stores Azure Monitor's ingress `Requests` of a Container App per complete hour of its serving
+ * period, so what a replica served before it scaled to zero still counts. A failed read is logged
+ * and skipped: the next collection reads the hour again.
+ */
+async function recordIngressRequests(
+  ctx: PipelineContext,
+  modelName: string,
+  serving: ServingRecord,
+  replicas: AppReplicaReader,
+): Promise<void> {
+  const currentHourMs = Math.floor(ctx.now().getTime() / HOUR_MS) * HOUR_MS;
+  const firstMs = Math.max(
+    Math.floor(Date.parse(serving.since) / HOUR_MS) * HOUR_MS,
+    currentHourMs - INGRESS_HOURS_BACK * HOUR_MS,
+  );
+  for (let hourMs = firstMs; hourMs < currentHourMs; hourMs += HOUR_MS) {
+    const hourStartUtc = new Date(hourMs).toISOString();
+    try {
+      const m = await replicas({
+        appName: serving.groupName,
+        region: serving.region,
+        startedAt: hourStartUtc,
+        endedAt: new Date(hourMs + HOUR_MS).toISOString(),
+      });
+      // No minute with data is unknown, not zero requests.
+      if (m.requests !== null) await ctx.servingLoad.recordIngressHour(modelName, hourStartUtc, m.requests);
+    } catch (error) {
+      ctx.log(
+        `ingress requests of ${serving.groupName} at ${hourStartUtc} not read: ${describeError(error)}`,
+      );
+    }
   }
 }
 

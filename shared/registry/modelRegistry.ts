@@ -195,6 +195,20 @@ export class ModelRegistry {
     return bytes.toString('utf8');
   }
 
+  /**
+   * The artifact blob's ETag. Any overwrite changes it, so a process that keeps a loaded model can
+   * tell, with one small request instead of a download, whether its copy is still the stored bytes.
+   */
+  async artifactEtag(modelName: string, versionId: string): Promise<string> {
+    const model = checkModelName(modelName);
+    const version = checkVersionId(versionId);
+    try {
+      return (await this.blob(registryPaths.artifact(model, version)).getProperties()).etag ?? '';
+    } catch (error) {
+      throw storageError(error, `read the artifact properties of ${model}/${version}`, this.containerName);
+    }
+  }
+
   /** Complete versions, newest `trainedAt` first (ties by version id, descending). */
   async listVersions(modelName: string): Promise<ModelMetadata[]> {
     const model = checkModelName(modelName);

@@ -81,6 +81,26 @@ export interface RecordedLoad {
   readonly coldStartsAdded: number;
 }
 
+const INGRESS_HOUR_SCHEMA = z.object({
+  hourStartUtc: z.iso.datetime({ offset: true }),
+  requests: z.number().int().nonnegative(),
+});
+
+/**
+ * The larger of the API's own count and the ingress count: requests the API did not report (lost
+ * at scale to zero) carry the rows per request it did report in that hour, else one row each (a
+ * request holds at least one row, so the load is never overstated).
+ */
+function withIngress(hour: StoredHour, ingressRequests: number | undefined): StoredHour {
+  if (ingressRequests === undefined || ingressRequests <= hour.requests) return hour;
+  const rowsPerRequest = hour.requests > 0 ? hour.rowsPredicted / hour.requests : 1;
+  return {
+    ...hour,
+    requests: ingressRequests,
+    rowsPredicted: hour.rowsPredicted + Math.round((ingressRequests - hour.requests) * rowsPerRequest),
+  };
+}
+
 const hourOf = (ms: number): number => Math.floor(ms / HOUR_MS) * HOUR_MS;
 const iso = (ms: number): string => new Date(ms).toISOString();
 /** Row keys may not hold / \ # ? or control characters. */
@@ -217,6 +237,31 @@ export class ServingLoadStore {
     );
   }
 
+  /**
+   * Requests Azure Monitor counted at a Container App's ingress in one complete UTC hour. A replica
+   * keeps its /metrics/load counts in memory, so what it served before scaling to zero never
+   * reaches `record`; the ingress count survives it. Stored as an absolute count (re-reading the
+   * hour writes the same row), and the hour counts as watched.
+   */
+  async recordIngressHour(modelName: string, hourStartUtc: string, requests: number): Promise<void> {
+    const hour = parseWith(INGRESS_HOUR_SCHEMA, { hourStartUtc, requests }, 'ingress requests hour');
+    const hourIso = iso(hourOf(Date.parse(hour.hourStartUtc)));
+    await this.table.upsertEntity(
+      {
+        partitionKey: modelName,
+        rowKey: `ingress-${hourIso}`,
+        body: JSON.stringify({ ...hour, hourStartUtc: hourIso }),
+      },
+      'Replace',
+    );
+    await this.record(
+      modelName,
+      'ingress',
+      { since: hourIso, coldStartMs: null, hours: [] },
+      { nowIso: hourIso, shiftMs: 0 },
+    );
+  }
+
   /** Every stored hour from the first collection to the last, idle hours as zeros, oldest first. */
   async hours(modelName: string): Promise<StoredHour[]> {
     const metaRow = await this.getRow(modelName, 'meta');
@@ -232,20 +277,29 @@ export class ServingLoadStore {
       const hour = parseJsonWith(STORED_HOUR_SCHEMA, entity.body, 'stored load hour');
       stored.set(iso(Date.parse(hour.hourStartUtc)), hour);
     }
+    const ingress = new Map<string, number>();
+    const ingressEntities = this.table.listEntities<{ body: string }>({
+      queryOptions: {
+        filter: `PartitionKey eq '${modelName.replace(/'/g, "''")}' and RowKey ge 'ingress-' and RowKey lt 'ingress.'`,
+      },
+    });
+    for await (const entity of ingressEntities) {
+      const hour = parseJsonWith(INGRESS_HOUR_SCHEMA, entity.body, 'stored ingress hour');
+      ingress.set(hour.hourStartUtc, hour.requests);
+    }
     const out: StoredHour[] = [];
     // The hour of the last collection counts as observed: its requests so far are a lower bound.
     const last = hourOf(Date.parse(meta.collectedThrough));
     for (let ms = hourOf(Date.parse(meta.collectingSince)); ms <= last; ms += HOUR_MS) {
-      out.push(
-        stored.get(iso(ms)) ?? {
-          hourStartUtc: iso(ms),
-          ...ZERO,
-          p50Ms: null,
-          p99Ms: null,
-          coldStarts: 0,
-          coldStartMsTotal: 0,
-        },
-      );
+      const hour = stored.get(iso(ms)) ?? {
+        hourStartUtc: iso(ms),
+        ...ZERO,
+        p50Ms: null,
+        p99Ms: null,
+        coldStarts: 0,
+        coldStartMsTotal: 0,
+      };
+      out.push(withIngress(hour, ingress.get(iso(ms))));
     }
     return out;
   }

@@ -88,7 +88,8 @@ export function register(program: Command): void {
     .description(
       'Write synthetic labelled invoice batches (one file per week) for a drift scenario: ' +
         'stable, supplier-churn (gradual supplier turnover), vat-reform (FI 24 % -> 25.5 % on 2024-09-01), ' +
-        'new-market (Swedish customers and suppliers from mid-run).',
+        'new-market (Swedish customers and suppliers from mid-run), chart-of-accounts (bookings move to ' +
+        'the new chart from mid-run; VAT rates unchanged).',
     )
     .requiredOption('--scenario <name>', `drift scenario: ${ALL_SCENARIOS.join(' | ')}`)
     .option('--weeks <n>', 'number of weekly batches', '12')

@@ -324,6 +324,15 @@ describe('training container', () => {
         },
       ]);
       expect(broken.message).toMatch(/^Invalid training job \(2\): PIPELINE_DEFINITION: features\[8\]/);
+      const { forest: _forest, ...withoutForest } = small;
+      expect(
+        attempt({ PIPELINE_DEFINITION: JSON.stringify({ ...withoutForest, forest: { trees: 5 } }) }).problems,
+      ).toEqual([
+        {
+          key: 'PIPELINE_DEFINITION',
+          reason: 'forest: maxFeatures, minSamplesLeaf, maxDepth required (the resolved hyperparameters)',
+        },
+      ]);
       const contradicting = attempt({
         MODEL_NAME: 'vat-rate',
         PIPELINE_DEFINITION: JSON.stringify(small),

@@ -244,6 +244,7 @@ describe('declared pipeline: a bad declaration in the real container', () => {
           name: 'account-code',
           label: 'accountCode',
           features: [{ column: 'colour', kind: 'numeric' }],
+          forest: { trees: 5, maxFeatures: 'sqrt', minSamplesLeaf: 1, maxDepth: 12 },
         }),
       },
       secureEnvironment: storage.secureEnvironment,

@@ -242,6 +242,58 @@ describe('load collection on Container Apps', () => {
     expect(kind).toBe('failed');
   });
 
+  it('keeps the requests Azure Monitor counted at ingress per hour, which a replica at zero can no longer report', async () => {
+    // 10:00–11:00 ingress saw 500 requests (the API itself reported 300 of them before it scaled
+    // to zero); 11:00–12:00 saw 40 it never reported; 12:00–13:00 has no Requests data at all.
+    const requests = [500, 40].flatMap((total, hour) =>
+      Array.from({ length: 60 }, (_, i) => ({
+        timeStamp: minute(hour * 60 + i),
+        total: i === 0 ? total : 0,
+      })),
+    );
+    fake.setMetrics(appId('api-counted'), { Replicas: replicas(() => 0), Requests: [requests] });
+    const modelName = `${model}-api-counted`;
+    await ctx.servingLoad.record(
+      modelName,
+      'api-reported',
+      {
+        since: SINCE,
+        coldStartMs: null,
+        hours: [
+          {
+            hourStartUtc: SINCE,
+            requests: 300,
+            rowsPredicted: 6000,
+            status4xx: 0,
+            status5xx: 0,
+            p50Ms: 4,
+            p99Ms: 20,
+          },
+        ],
+      },
+      { nowIso: minute(30), shiftMs: 0 },
+    );
+    const { kind, calls } = await collect('api-counted');
+    expect(kind).toBe('idle');
+    expect(calls).toEqual([]);
+    const history = await ctx.servingLoad.history(modelName);
+    expect(history.slice(0, 3)).toEqual([
+      // 200 unreported requests at the 20 rows per request the API reported that hour.
+      { hourStartUtc: '2024-09-03T10:00:00.000Z', requests: 500, rowsPredicted: 10_000 },
+      // None reported: at least one row each.
+      { hourStartUtc: '2024-09-03T11:00:00.000Z', requests: 40, rowsPredicted: 40 },
+      // No ingress data is not claimed as zero-or-more: the hour stays as the API left it.
+      { hourStartUtc: '2024-09-03T12:00:00.000Z', requests: 0, rowsPredicted: 0 },
+    ]);
+    // Reading the same hours again (the next collection) adds nothing twice.
+    await collect('api-counted');
+    expect((await ctx.servingLoad.history(modelName)).slice(0, 2).map((h) => h.requests)).toEqual([500, 40]);
+    expect(await ctx.servingLoad.periodTotals(modelName, SINCE, ENDED)).toMatchObject({
+      requests: 540,
+      rowsPredicted: 10_040,
+    });
+  });
+
   it('without recent replica data it neither wakes the app nor claims an idle hour', async () => {
     fake.setMetrics(appId('api-unknown'), { Replicas: replicas(() => undefined) });
     const { kind, calls } = await collect('api-unknown');

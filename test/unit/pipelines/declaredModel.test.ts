@@ -46,7 +46,17 @@ describe('declared model artifact', () => {
     expect(trained.holdout.accuracy).toBeGreaterThan(0.75);
 
     const loaded = deserializeDeclaredModel(trained.artifact);
-    expect(loaded.metadata).toEqual(trained.model.metadata);
+    // The measured CPU is the version record's, not the artifact's: same inputs, same bytes.
+    expect(loaded.metadata).toEqual({ ...trained.model.metadata, trainingCpuSeconds: null });
+    expect(trained.model.metadata.trainingCpuSeconds).toBeGreaterThan(0);
+    const again = await trainDeclaredModel(ACCOUNT, records, {
+      seed: 4,
+      versionId: 'a1',
+      dataWindow: ['w0.csv'],
+      threads: 1,
+      now: () => new Date('2024-07-08T00:00:00Z'),
+    });
+    expect(again.artifact).toBe(trained.artifact);
     const later = accepted(generateWeek(options, 2));
     const [original, restored] = (
       await scoreBatchForPipelines(later, [
