@@ -53,8 +53,16 @@ const FLAGS_SCHEMA = z.object({
   trees: z.coerce.number().int().min(1).max(200).optional(),
   zones: list,
   scenarios: list,
-  trainingMode: z.enum(['full', 'warm-start']).optional(),
+  trainingMode: z.enum(['full', 'warm-start', 'adaptive']).optional(),
 });
+
+function describeTrainingMode(mode: ReplayConfig['trainingMode']): string {
+  const warm = `by warm start (${Math.round(warmTreeShare(DEFAULT_PRODUCTION_JOB.trees) * 100)} % new trees on the weeks since the champion's newest)`;
+  if (mode === 'warm-start') return warm;
+  if (mode === 'adaptive')
+    return `${warm} after a small drop with no new label, on the full window otherwise (TRAINING_MODE=adaptive)`;
+  return 'on the full window';
+}
 
 async function main(): Promise<void> {
   const program = new Command('bench:policies')
@@ -67,7 +75,10 @@ async function main(): Promise<void> {
     .option('--trees <n>', 'trees of the replayed models (default 20, quick 10)')
     .option('--zones <list>', 'trace zones to replay (default: all)')
     .option('--scenarios <list>', `scenarios (default: ${SCENARIOS.join(',')})`)
-    .option('--training-mode <mode>', 'how our policies retrain: full | warm-start (default: TRAINING_MODE)');
+    .option(
+      '--training-mode <mode>',
+      'how our policies retrain: full | warm-start | adaptive (default: TRAINING_MODE)',
+    );
   program.parse(process.argv);
   const flags = parseWith(FLAGS_SCHEMA, program.opts(), 'bench:policies flags');
   const quick = flags.quick;
@@ -132,7 +143,7 @@ async function main(): Promise<void> {
     `Replaying ${config.weeks} weeks × ${scenarios.length} scenarios × ${zoneYears.length} zone-years ` +
       `(${zoneYears.map(zoneYearLabel).join(', ')}); models: ${config.model.rowsPerWeek} rows/week, ` +
       `${trees} trees, window ${windowWeeks} weeks, batches Mondays 09:00 UTC; our policies retrain ` +
-      `${config.trainingMode === 'warm-start' ? `by warm start (${Math.round(warmTreeShare(DEFAULT_PRODUCTION_JOB.trees) * 100)} % new trees on the weeks since the champion's newest)` : 'on the full window'}, the peers on the full window.\n`,
+      `${describeTrainingMode(config.trainingMode)}, the peers on the full window.\n`,
   );
   const startedAt = performance.now();
   const progress = new ProgressBar(

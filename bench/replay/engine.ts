@@ -13,6 +13,11 @@ import {
 import { energyOfBusyCpu } from '../../shared/sci/energy';
 import { WARM_START_NEW_SHARE } from '../../shared/model/training';
 import { chooseTrainingWindow } from '../../shared/policy/trainingWindow';
+import {
+  trainingModeFor,
+  type TrainingMode,
+  type TrainingModeSetting,
+} from '../../shared/policy/trainingMode';
 import { GreenMlError } from '../../shared/errors';
 import { plannedDurationMinutes, retrainCost, type TrainingCostModel } from './costModel';
 import { pollsForRequest } from './schedulerFootprint';
@@ -65,7 +70,7 @@ export interface ReplayConfig {
    * product's TRAINING_MODE. The peers (nightly, weekly, threshold) are the existing system, which
    * retrained on the full window.
    */
-  readonly trainingMode: 'full' | 'warm-start';
+  readonly trainingMode: TrainingModeSetting;
 }
 
 export interface RunRecord {
@@ -188,7 +193,7 @@ const weekName = (week: number): string => `week-${week}`;
 export function trainingWindowFor(
   lastWeek: number,
   windowWeeks: number,
-  mode: 'full' | 'warm-start',
+  mode: TrainingMode,
   champion: DataWindow | null,
 ): DataWindow {
   const accepted = Array.from({ length: lastWeek + 1 }, (_, w) => weekName(w));
@@ -214,6 +219,17 @@ export function trainingWindowFor(
 /** Share of the production trees a warm start grows (the product's WARM_START_NEW_SHARE, rounded up as it is). */
 export function warmTreeShare(trees: number): number {
   return Math.min(trees, Math.ceil(trees * WARM_START_NEW_SHARE)) / trees;
+}
+
+/** The product's signals for trainingModeFor, read off a policy's request. */
+export function modeSignals(request: RetrainRequest): Parameters<typeof trainingModeFor>[1] {
+  const decision = {
+    green: 'retrainWhenGreen',
+    now: 'retrainNow',
+    initial: 'initial',
+    scheduled: 'scheduled',
+  } as const;
+  return { decision: decision[request.urgency], unseenLabelShare: request.unseenLabelShare ?? null };
 }
 
 interface Pending {
@@ -347,7 +363,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     const window = trainingWindowFor(
       lastWeek,
       config.windowWeeks,
-      ours ? config.trainingMode : 'full',
+      ours ? trainingModeFor(config.trainingMode, modeSignals(request)).kind : 'full',
       state.serving,
     );
     if (name === 'green' || name === 'green-spatial') {

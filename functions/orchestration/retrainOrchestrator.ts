@@ -209,6 +209,7 @@ function* train(run: Run, windowPlan: WindowPlan): Steps<Training> {
       region: windowPlan.region,
       attempt,
       trainedAt: run.startedAt,
+      decisionKind: run.request.kind,
       ...(dataWindow ? { dataWindow } : {}),
     });
     dataWindow = launch.dataWindow;

@@ -141,9 +141,11 @@ export const SETTINGS_SCHEMA = z.object({
     .default(8)
     .describe('How many recent accepted batches a retrain uses.'),
   TRAINING_MODE: z
-    .enum(['full', 'warm-start'])
+    .enum(['full', 'warm-start', 'adaptive'])
     .default('full')
-    .describe('Retrain on the whole window, or add trees trained on new batches to the previous model.'),
+    .describe(
+      'Whole window (full), new trees on new batches (warm-start), or warm only on a small drop (adaptive).',
+    ),
   TRAINING_EXPECTED_MINUTES: positiveNumber
     .default(30)
     .describe('Job duration assumed when choosing a window.'),

@@ -75,6 +75,8 @@ export const ACTIVITY_CONTRACTS = {
       trainedAt: isoDateTime.optional(),
       /** A relaunch trains on the first attempt's window, whatever was accepted since. */
       dataWindow: z.array(z.string()).min(1).optional(),
+      /** The request's kind: TRAINING_MODE=adaptive warm-starts only a small drop. */
+      decisionKind: z.enum(['retrainWhenGreen', 'retrainNow']).optional(),
     }),
     output: LAUNCH_RESULT_SCHEMA,
   },

@@ -5,6 +5,7 @@ import { parseWith } from '../validation';
 import { modelApiCredentials, modelApiKeySource, type ModelApiCredentials } from '../modelApi/credentials';
 import { FEATURE_SCHEMA_VERSION } from '../model/features';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
+import { trainingModeFor, type TrainingMode } from '../policy/trainingMode';
 import { artifactFormatFor, PIPELINE_DEFINITION_ENV, trainingDeclaration } from '../pipelines/declaredModel';
 import { deployedPipeline, deployedPipelines } from '../pipelines/deployedPipelines';
 import type { PipelineDefinition } from '../pipelines/manifest';
@@ -42,6 +43,27 @@ export function trainingGroupName(runId: string, attempt: number): string {
 }
 
 /**
+ * TRAINING_MODE=adaptive: warm-start only after a small drop whose new batches carry no label the
+ * champion never saw (their evaluation records tell); a batch without a record counts as unknown.
+ */
+async function adaptiveTrainingMode(
+  ctx: PipelineContext,
+  input: ParsedActivityInput<'launchTraining'>,
+  warm: ReturnType<typeof chooseTrainingWindow>,
+): Promise<TrainingMode> {
+  if (warm.kind !== 'train' || !warm.warmStartFrom) return 'full';
+  const shares = new Map<string, number | null>();
+  for (const record of await ctx.evaluations.list(input.modelName))
+    shares.set(record.batchName, record.drift.unseenLabelShare ?? null);
+  const perBatch = warm.batches.map((b) => shares.get(b) ?? null);
+  const unseenLabelShare = perBatch.some((x) => x === null) ? null : Math.max(...perBatch.map((x) => x ?? 0));
+  return trainingModeFor('adaptive', {
+    decision: input.decisionKind ?? 'retrainNow',
+    unseenLabelShare,
+  }).kind;
+}
+
+/**
  * Starts the training container for a model with that model's declaration (its window, forest and,
  * for a declared artifact, PIPELINE_DEFINITION). A pipeline that reads rows as the single model
  * does trains exactly as before (FOREST_* variables, warm start when TRAINING_MODE asks for it);
@@ -54,8 +76,8 @@ export async function launchTraining(
   const s = ctx.settings;
   const pipeline = deployedPipeline(s, input.modelName);
   const format = artifactFormatFor(pipeline);
-  const mode = format === 'declared' ? 'full' : s.TRAINING_MODE;
-  const current = mode === 'warm-start' ? await ctx.registry.getChampion(input.modelName) : null;
+  const setting = format === 'declared' ? 'full' : s.TRAINING_MODE;
+  const current = setting !== 'full' ? await ctx.registry.getChampion(input.modelName) : null;
   const championMetadata = current
     ? await ctx.registry.getVersionMetadata(input.modelName, current.pointer.versionId)
     : null;
@@ -67,12 +89,17 @@ export async function launchTraining(
       : null;
   const accepted =
     input.dataWindow ?? (await acceptedBatchesFor(ctx, pipeline, champion?.dataWindow ?? null));
-  const window = chooseTrainingWindow({
-    acceptedBatches: accepted,
-    windowBatches: pipeline.training.windowBatches,
-    mode,
-    champion,
-  });
+  const windowOf = (mode: TrainingMode): ReturnType<typeof chooseTrainingWindow> =>
+    chooseTrainingWindow({
+      acceptedBatches: accepted,
+      windowBatches: pipeline.training.windowBatches,
+      mode,
+      champion,
+    });
+  const window =
+    setting === 'adaptive'
+      ? windowOf(await adaptiveTrainingMode(ctx, input, windowOf('warm-start')))
+      : windowOf(setting);
   if (window.kind === 'nothing-to-train') {
     throw new ValidationError('No accepted invoice batches to train on yet');
   }

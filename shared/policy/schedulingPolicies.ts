@@ -55,6 +55,11 @@ export interface RetrainRequest {
   readonly urgency: RetrainUrgency;
   readonly relativeDrop: number | null;
   readonly reason: string;
+  /**
+   * Largest share of rows with a label the champion never saw over the batches behind this request
+   * (absent when not measured): trainingModeFor refits rather than warm-starts when it is set.
+   */
+  readonly unseenLabelShare?: number;
   readonly homeRegion: string;
   /** Regions the job may run in (still filtered by residency). */
   readonly regions: readonly string[];
@@ -131,7 +136,10 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 function requestFrom(
   config: PolicyConfig,
-  fields: Pick<RetrainRequest, 'requestedAt' | 'deadline' | 'urgency' | 'relativeDrop' | 'reason'>,
+  fields: Pick<
+    RetrainRequest,
+    'requestedAt' | 'deadline' | 'urgency' | 'relativeDrop' | 'reason' | 'unseenLabelShare'
+  >,
 ): RetrainRequest {
   return {
     ...fields,
@@ -214,6 +222,8 @@ function greenWish(
   if (fresh.kind === 'none') return { kind: 'none', reason: fresh.reason };
   const merged = decideRetrain({ ...measured, pending: toDecision(pending) }, config.thresholds);
   if (merged.kind === 'none') return { kind: 'none', reason: merged.reason };
+  // A merged request still carries a new label an earlier batch saw: the run trains after both.
+  const shares = [batch.unseenLabelShare, pending?.unseenLabelShare].filter((x) => x !== undefined);
   return {
     kind: 'request',
     request: requestFrom(config, {
@@ -222,6 +232,7 @@ function greenWish(
       urgency: merged.kind === 'retrainNow' ? 'now' : 'green',
       relativeDrop: merged.relativeDrop,
       reason: merged.reason,
+      ...(shares.length > 0 ? { unseenLabelShare: Math.max(...shares) } : {}),
     }),
   };
 }

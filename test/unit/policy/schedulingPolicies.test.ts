@@ -121,6 +121,23 @@ describe('scheduling policies', () => {
     });
   });
 
+  it('green requests carry the largest new-label share of the batches behind them', () => {
+    const green = createPolicy('green', config);
+    const withLabels = (at: string, accuracy: number, share: number): BatchEvaluation => ({
+      ...batch(at, accuracy),
+      unseenLabelShare: share,
+    });
+    const first = green.wantsRetrain(withLabels('2022-03-01T10:00:00.000Z', 0.895, 0.01), null);
+    expect(first).toMatchObject({ kind: 'request', request: { unseenLabelShare: 0.01 } });
+    // A later small drop with no new label merges into it and keeps the earlier batch's new class.
+    const pending = (first as { request: RetrainRequest }).request;
+    const merged = green.wantsRetrain(withLabels('2022-03-01T20:00:00.000Z', 0.87, 0), pending);
+    expect(merged).toMatchObject({ kind: 'request', request: { unseenLabelShare: 0.01 } });
+    // Not measured: nothing is claimed.
+    const unmeasured = green.wantsRetrain(batch('2022-03-01T10:00:00.000Z', 0.87), null);
+    expect((unmeasured as { request: RetrainRequest }).request.unseenLabelShare).toBeUndefined();
+  });
+
   it('green stays home, green-spatial may move, and both finish by the deadline', () => {
     const request = (
       createPolicy('green', config).wantsRetrain(batch('2022-03-01T10:00:00.000Z', 0.87), null) as {

@@ -6,6 +6,7 @@ import {
   retrainCost,
 } from '../../../bench/replay/costModel';
 import {
+  modeSignals,
   runReplay,
   trainingWindowFor,
   warmTreeShare,
@@ -183,6 +184,28 @@ describe("warm-start replay (the product's TRAINING_MODE=warm-start for our poli
     // Nothing new since the champion: a full window.
     expect(trainingWindowFor(9, 8, 'warm-start', warm)).toEqual({ firstWeek: 2, lastWeek: 9 });
     expect(warmTreeShare(50)).toBe(0.6);
+  });
+
+  it('adaptive reads the decision and the new-label share off the request', () => {
+    const request = {
+      requestedAt: '2022-03-01T10:00:00.000Z',
+      deadline: '2022-03-02T10:00:00.000Z',
+      durationMinutes: 1,
+      relativeDrop: 0.03,
+      reason: 'drop',
+      homeRegion: 'westeurope',
+      regions: ['westeurope'],
+      residency: 'ANY',
+    } as const;
+    expect(modeSignals({ ...request, urgency: 'green', unseenLabelShare: 0 })).toEqual({
+      decision: 'retrainWhenGreen',
+      unseenLabelShare: 0,
+    });
+    expect(modeSignals({ ...request, urgency: 'now' })).toEqual({
+      decision: 'retrainNow',
+      unseenLabelShare: null,
+    });
+    expect(modeSignals({ ...request, urgency: 'scheduled' }).decision).toBe('scheduled');
   });
 
   it('runs our policies on real warm-started models at a fraction of the energy; peers stay full', async () => {
