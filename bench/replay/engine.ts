@@ -229,7 +229,11 @@ export function modeSignals(request: RetrainRequest): Parameters<typeof training
     initial: 'initial',
     scheduled: 'scheduled',
   } as const;
-  return { decision: decision[request.urgency], unseenLabelShare: request.unseenLabelShare ?? null };
+  return {
+    decision: decision[request.urgency],
+    unseenLabelShare: request.unseenLabelShare ?? null,
+    unseenCategoryShare: request.unseenCategoryShare ?? null,
+  };
 }
 
 interface Pending {
@@ -420,6 +424,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
         batchAccuracy: score?.accuracy ?? 0,
         rowsAccepted: score?.rowsAccepted ?? bank.batch(week).length,
         unseenLabelShare: score?.unseenLabelShare ?? 0,
+        unseenCategoryShare: score?.unseenCategoryShare ?? 0,
         baselineRows: current ? await bank.holdoutRows(current) : undefined,
       },
       state.pending?.request ?? null,

@@ -5,7 +5,7 @@ import { parseWith } from '../validation';
 import { modelApiCredentials, modelApiKeySource, type ModelApiCredentials } from '../modelApi/credentials';
 import { FEATURE_SCHEMA_VERSION } from '../model/features';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
-import { trainingModeFor, type TrainingMode } from '../policy/trainingMode';
+import { driftOverBatches, trainingModeFor, type TrainingMode } from '../policy/trainingMode';
 import { artifactFormatFor, PIPELINE_DEFINITION_ENV, trainingDeclaration } from '../pipelines/declaredModel';
 import { deployedPipeline, deployedPipelines } from '../pipelines/deployedPipelines';
 import type { PipelineDefinition } from '../pipelines/manifest';
@@ -44,7 +44,8 @@ export function trainingGroupName(runId: string, attempt: number): string {
 
 /**
  * TRAINING_MODE=adaptive: warm-start only after a small drop whose new batches carry no label the
- * champion never saw (their evaluation records tell); a batch without a record counts as unknown.
+ * champion never saw and few categories its encoder lacks (their evaluation records tell: the
+ * larger of the unseen supplier and country shares); a batch without a record counts as unknown.
  */
 async function adaptiveTrainingMode(
   ctx: PipelineContext,
@@ -52,14 +53,10 @@ async function adaptiveTrainingMode(
   warm: ReturnType<typeof chooseTrainingWindow>,
 ): Promise<TrainingMode> {
   if (warm.kind !== 'train' || !warm.warmStartFrom) return 'full';
-  const shares = new Map<string, number | null>();
-  for (const record of await ctx.evaluations.list(input.modelName))
-    shares.set(record.batchName, record.drift.unseenLabelShare ?? null);
-  const perBatch = warm.batches.map((b) => shares.get(b) ?? null);
-  const unseenLabelShare = perBatch.some((x) => x === null) ? null : Math.max(...perBatch.map((x) => x ?? 0));
+  const records = await ctx.evaluations.list(input.modelName);
   return trainingModeFor('adaptive', {
     decision: input.decisionKind ?? 'retrainNow',
-    unseenLabelShare,
+    ...driftOverBatches(warm.batches, records),
   }).kind;
 }
 

@@ -43,6 +43,8 @@ export interface BatchEvaluation {
   readonly rowsAccepted: number;
   /** Share of accepted rows labelled with a class the champion does not know (0 when not measured). */
   readonly unseenLabelShare?: number;
+  /** Largest share of accepted rows, over categorical columns, whose category the champion's encoder lacks. */
+  readonly unseenCategoryShare?: number;
   /** Held-out rows behind `championBaselineAccuracy` (lets decideRetrain judge the drop beyond noise). */
   readonly baselineRows?: number;
 }
@@ -60,6 +62,8 @@ export interface RetrainRequest {
    * (absent when not measured): trainingModeFor refits rather than warm-starts when it is set.
    */
   readonly unseenLabelShare?: number;
+  /** The same for categories the champion's encoder lacks (absent when not measured): refit when large. */
+  readonly unseenCategoryShare?: number;
   readonly homeRegion: string;
   /** Regions the job may run in (still filtered by residency). */
   readonly regions: readonly string[];
@@ -138,7 +142,13 @@ function requestFrom(
   config: PolicyConfig,
   fields: Pick<
     RetrainRequest,
-    'requestedAt' | 'deadline' | 'urgency' | 'relativeDrop' | 'reason' | 'unseenLabelShare'
+    | 'requestedAt'
+    | 'deadline'
+    | 'urgency'
+    | 'relativeDrop'
+    | 'reason'
+    | 'unseenLabelShare'
+    | 'unseenCategoryShare'
   >,
 ): RetrainRequest {
   return {
@@ -222,8 +232,13 @@ function greenWish(
   if (fresh.kind === 'none') return { kind: 'none', reason: fresh.reason };
   const merged = decideRetrain({ ...measured, pending: toDecision(pending) }, config.thresholds);
   if (merged.kind === 'none') return { kind: 'none', reason: merged.reason };
-  // A merged request still carries a new label an earlier batch saw: the run trains after both.
-  const shares = [batch.unseenLabelShare, pending?.unseenLabelShare].filter((x) => x !== undefined);
+  // A merged request still carries a new label (or category) an earlier batch saw: the run trains after both.
+  const largest = (...shares: (number | undefined)[]): number | undefined => {
+    const measured = shares.filter((x) => x !== undefined);
+    return measured.length > 0 ? Math.max(...measured) : undefined;
+  };
+  const labelShare = largest(batch.unseenLabelShare, pending?.unseenLabelShare);
+  const categoryShare = largest(batch.unseenCategoryShare, pending?.unseenCategoryShare);
   return {
     kind: 'request',
     request: requestFrom(config, {
@@ -232,7 +247,8 @@ function greenWish(
       urgency: merged.kind === 'retrainNow' ? 'now' : 'green',
       relativeDrop: merged.relativeDrop,
       reason: merged.reason,
-      ...(shares.length > 0 ? { unseenLabelShare: Math.max(...shares) } : {}),
+      ...(labelShare !== undefined ? { unseenLabelShare: labelShare } : {}),
+      ...(categoryShare !== undefined ? { unseenCategoryShare: categoryShare } : {}),
     }),
   };
 }

@@ -1,14 +1,23 @@
 import { NEW_LABEL_MIN_SHARE } from '../../../shared/policy/retrainDecision';
-import { trainingModeFor, type TrainingModeSignals } from '../../../shared/policy/trainingMode';
+import {
+  driftOverBatches,
+  NEW_CATEGORY_MAX_SHARE,
+  trainingModeFor,
+  type TrainingModeSignals,
+} from '../../../shared/policy/trainingMode';
 
-const smallDrop: TrainingModeSignals = { decision: 'retrainWhenGreen', unseenLabelShare: 0 };
+const smallDrop: TrainingModeSignals = {
+  decision: 'retrainWhenGreen',
+  unseenLabelShare: 0,
+  unseenCategoryShare: 0,
+};
 
 describe('trainingModeFor', () => {
   it('full and warm-start settings apply to every run whatever the signals', () => {
     const signals: TrainingModeSignals[] = [
       smallDrop,
-      { decision: 'retrainNow', unseenLabelShare: 0.3 },
-      { decision: 'initial', unseenLabelShare: null },
+      { decision: 'retrainNow', unseenLabelShare: 0.3, unseenCategoryShare: 0.5 },
+      { decision: 'initial', unseenLabelShare: null, unseenCategoryShare: null },
     ];
     for (const s of signals) {
       expect(trainingModeFor('full', s).kind).toBe('full');
@@ -24,11 +33,14 @@ describe('trainingModeFor', () => {
     // A stray unknown row below the new-label threshold is not a new class.
     const stray = { ...smallDrop, unseenLabelShare: NEW_LABEL_MIN_SHARE / 2 };
     expect(trainingModeFor('adaptive', stray).kind).toBe('warm-start');
+    // Nor is a stray newcomer below the category threshold a moved-on population.
+    const newcomer = { ...smallDrop, unseenCategoryShare: NEW_CATEGORY_MAX_SHARE / 2 };
+    expect(trainingModeFor('adaptive', newcomer).kind).toBe('warm-start');
   });
 
   it('adaptive refits after a big drop, for the initial model and on the calendar', () => {
     for (const decision of ['retrainNow', 'initial', 'scheduled'] as const) {
-      const choice = trainingModeFor('adaptive', { decision, unseenLabelShare: 0 });
+      const choice = trainingModeFor('adaptive', { ...smallDrop, decision });
       expect(choice).toEqual({ kind: 'full', reason: expect.stringContaining(decision) });
     }
   });
@@ -40,6 +52,68 @@ describe('trainingModeFor', () => {
 
   it('adaptive refits when new labels were not measured', () => {
     const choice = trainingModeFor('adaptive', { ...smallDrop, unseenLabelShare: null });
-    expect(choice).toEqual({ kind: 'full', reason: expect.stringContaining('not measured') });
+    expect(choice).toEqual({ kind: 'full', reason: expect.stringContaining('new labels not measured') });
+  });
+
+  it('adaptive refits a small drop once the champion encoder misses many categories', () => {
+    const choice = trainingModeFor('adaptive', {
+      ...smallDrop,
+      unseenCategoryShare: NEW_CATEGORY_MAX_SHARE,
+    });
+    expect(choice).toEqual({
+      kind: 'full',
+      reason: expect.stringContaining("2.00 % of rows carry a category the champion's encoder lacks"),
+    });
+  });
+
+  it('adaptive refits when unknown categories were not measured', () => {
+    const choice = trainingModeFor('adaptive', { ...smallDrop, unseenCategoryShare: null });
+    expect(choice).toEqual({ kind: 'full', reason: expect.stringContaining('categories not measured') });
+  });
+});
+
+describe('driftOverBatches', () => {
+  const record = (
+    batchName: string,
+    label: number | null,
+    supplier: number | null,
+    country: number | null,
+  ): Parameters<typeof driftOverBatches>[1][number] => ({
+    batchName,
+    drift: { unseenLabelShare: label, unseenSupplierShare: supplier, unseenCountryShare: country },
+  });
+
+  it('takes the largest share over the window and over supplier and country', () => {
+    const records = [
+      record('b1', 0.001, 0.01, 0.03),
+      record('b2', 0.004, 0.05, 0),
+      // Outside the window: its large shares do not count.
+      record('b0', 0.5, 0.9, 0.9),
+    ];
+    expect(driftOverBatches(['b1', 'b2'], records)).toEqual({
+      unseenLabelShare: 0.004,
+      unseenCategoryShare: 0.05,
+    });
+  });
+
+  it('is unknown when a batch has no record or a share was not measured', () => {
+    expect(driftOverBatches(['b1', 'b2'], [record('b1', 0, 0, 0)])).toEqual({
+      unseenLabelShare: null,
+      unseenCategoryShare: null,
+    });
+    expect(driftOverBatches(['b1'], [record('b1', 0, null, 0)])).toEqual({
+      unseenLabelShare: 0,
+      unseenCategoryShare: null,
+    });
+    // Records written before new labels were measured lack the field.
+    const old = { batchName: 'b1', drift: { unseenSupplierShare: 0, unseenCountryShare: 0 } };
+    expect(driftOverBatches(['b1'], [old]).unseenLabelShare).toBeNull();
+  });
+
+  it('feeds trainingModeFor: a churned window refits, a covered one warm-starts', () => {
+    const churned = driftOverBatches(['b1'], [record('b1', 0, 0.07, 0)]);
+    const covered = driftOverBatches(['b1'], [record('b1', 0, 0.001, 0)]);
+    expect(trainingModeFor('adaptive', { decision: 'retrainWhenGreen', ...churned }).kind).toBe('full');
+    expect(trainingModeFor('adaptive', { decision: 'retrainWhenGreen', ...covered }).kind).toBe('warm-start');
   });
 });
