@@ -1,13 +1,20 @@
 import type { BlobServiceClient } from '@azure/storage-blob';
 import { ProgressBar } from '../../shared/cli/progress';
 import { loadSettings } from '../../shared/config';
-import { ConfigError, ConflictError, NotFoundError, describeError } from '../../shared/errors';
+import {
+  BatchUnreadableError,
+  ConfigError,
+  ConflictError,
+  NotFoundError,
+  describeError,
+} from '../../shared/errors';
 import { deserializeModel } from '../../shared/model/artifact';
 import { FEATURE_SCHEMA_VERSION } from '../../shared/model/features';
 import type { ModelMetadata } from '../../shared/model/metadata';
 import type { TrainedModel } from '../../shared/model/trainedModel';
 import { trainFromBatches, type BatchSource } from '../../shared/model/training';
-import { parseInvoiceBatch, type ParsedRecord } from '../../shared/invoices/parser';
+import { parsePartialBatchChunks, type ParsedRecord } from '../../shared/invoices/parser';
+import { columnsRead } from '../../shared/pipelines/trainableBatches';
 import { InvoiceStore } from '../../shared/pipeline/invoiceStore';
 import { trainDeclaredModel, type TrainingDeclaration } from '../../shared/pipelines/declaredModel';
 import { encodingVersion } from '../../shared/pipelines/featureEncoding';
@@ -135,9 +142,30 @@ async function trainDeclared(
   },
 ): Promise<TrainingSummary> {
   const { invoices } = run;
+  const needed = columnsRead(pipeline);
   const records = (async function* (): AsyncGenerator<ParsedRecord> {
     for (const name of job.dataBlobs) {
-      yield* parseInvoiceBatch(await invoices.openAccepted(name), { fileName: name });
+      // A batch may carry only some invoice columns (accepted for another model); it must carry
+      // every column this model reads, which the parser has checked before the first row arrives.
+      const chunks = parsePartialBatchChunks(
+        await invoices.openAccepted(name),
+        { fileName: name },
+        {
+          onColumns: (columns) => {
+            const missing = needed.filter((c) => !columns.includes(c));
+            if (missing.length > 0) {
+              throw new BatchUnreadableError(
+                `${name} lacks ${missing.join(', ')}, which ${pipeline.name} reads`,
+                'bad-header',
+              );
+            }
+          },
+        },
+      );
+      for await (const chunk of chunks) {
+        // Every column the model reads is present (checked above); the others are never read.
+        yield* chunk as ParsedRecord[];
+      }
     }
   })();
   const result = await trainDeclaredModel(pipeline, records, {

@@ -6,6 +6,7 @@ import { composePipeline } from '../../../functions/composition';
 import { LocalLauncher } from '../../../shared/containers/localLauncher';
 import { servingUpkeep } from '../../../shared/pipeline/servingUpkeep';
 import { VAT_RATE_FEATURES } from '../../../shared/pipelines/manifest';
+import { startAzurite, type RunningAzurite } from '../../../shared/storage/azurite';
 import { uniqueName } from '../../support/storage';
 
 /**
@@ -15,10 +16,17 @@ import { uniqueName } from '../../support/storage';
  */
 describe('serving upkeep per model', () => {
   let dir: string;
-  beforeAll(() => {
+  // Its own storage: the upkeep also visits every model still served, and the run's shared
+  // Azurite holds other tests' serving records.
+  let azurite: RunningAzurite;
+  beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'upkeep-models-'));
+    azurite = await startAzurite();
   });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterAll(async () => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await azurite?.stop();
+  });
 
   it('a model whose re-plan fails never holds up the next one', async () => {
     const broken = uniqueName('broken');
@@ -33,8 +41,7 @@ describe('serving upkeep per model', () => {
         ],
       }),
     );
-    const connectionString = process.env.AZURITE_TEST_CONNECTION_STRING;
-    if (!connectionString) throw new Error('Azurite was not started');
+    const { connectionString } = azurite;
     // 00:30 UTC: the daily re-plan hour.
     const now = new Date('2024-09-03T00:30:00.000Z');
     const ctx = await composePipeline(
