@@ -523,6 +523,14 @@ export interface MeasuredContainerUsage {
   readonly metrics: ContainerMetrics;
 }
 
+/** Where the pipeline's container groups and apps live, and the identity that reads their metrics. */
+export interface AzureMonitorScopeSettings {
+  AZURE_SUBSCRIPTION_ID?: string;
+  ACI_RESOURCE_GROUP?: string;
+  METRICS_ENDPOINT?: string;
+  DataStorage__clientId?: string;
+}
+
 /**
  * Reads a finished ACI group's usage from Azure Monitor in the group's own region (the batch
  * endpoint only answers for resources in its region), with the Function App's identity
@@ -530,12 +538,7 @@ export interface MeasuredContainerUsage {
  * null when utilisation had to be assumed, so the stage is recorded as `assumed`, not as measured.
  */
 export function azureMonitorUsageReader(
-  settings: {
-    AZURE_SUBSCRIPTION_ID?: string;
-    ACI_RESOURCE_GROUP?: string;
-    METRICS_ENDPOINT?: string;
-    DataStorage__clientId?: string;
-  },
+  settings: AzureMonitorScopeSettings,
   options: Omit<AzureMonitorMetricsOptions, 'endpoint'> = {},
 ): (input: {
   groupName: string;
@@ -562,7 +565,7 @@ export function azureMonitorUsageReader(
 }
 
 function scopeOf(
-  settings: { AZURE_SUBSCRIPTION_ID?: string; ACI_RESOURCE_GROUP?: string },
+  settings: Pick<AzureMonitorScopeSettings, 'AZURE_SUBSCRIPTION_ID' | 'ACI_RESOURCE_GROUP'>,
   what: string,
 ): { subscriptionId: string; resourceGroup: string } {
   const { AZURE_SUBSCRIPTION_ID: subscriptionId, ACI_RESOURCE_GROUP: resourceGroup } = settings;
@@ -576,7 +579,7 @@ function scopeOf(
 
 /** One client per regional endpoint, with the Function App's identity: the batch endpoint only answers for its region. */
 function regionalClients(
-  settings: { METRICS_ENDPOINT?: string; DataStorage__clientId?: string },
+  settings: Pick<AzureMonitorScopeSettings, 'METRICS_ENDPOINT' | 'DataStorage__clientId'>,
   options: Omit<AzureMonitorMetricsOptions, 'endpoint'>,
 ): (region: string) => AzureMonitorMetrics {
   const clients = new Map<string, AzureMonitorMetrics>();
@@ -615,12 +618,7 @@ export type AppReplicaReader = (input: {
  * ACI_RESOURCE_GROUP, like the launcher creates them); same identity and endpoints as the ACI usage.
  */
 export function azureMonitorReplicaReader(
-  settings: {
-    AZURE_SUBSCRIPTION_ID?: string;
-    ACI_RESOURCE_GROUP?: string;
-    METRICS_ENDPOINT?: string;
-    DataStorage__clientId?: string;
-  },
+  settings: AzureMonitorScopeSettings,
   options: Omit<AzureMonitorMetricsOptions, 'endpoint'> = {},
 ): AppReplicaReader {
   const { subscriptionId, resourceGroup } = scopeOf(settings, 'Azure Monitor replica metrics');
