@@ -16,6 +16,7 @@ import { processBlobEvent } from '../../../shared/pipeline/blobEvents';
 import type { PipelineContext } from '../../../shared/pipeline/context';
 import { retrainInstanceId } from '../../../shared/pipeline/contracts';
 import { sweepIncoming } from '../../../shared/pipeline/incomingSweep';
+import { startAzurite, type RunningAzurite } from '../../../shared/storage/azurite';
 import type { OrchestrationClient } from '../../../shared/pipeline/orchestrationClient';
 import { trainDeclaredModel } from '../../../shared/pipelines/declaredModel';
 import { deployedPipelines } from '../../../shared/pipelines/deployedPipelines';
@@ -132,12 +133,21 @@ async function contextFor(pipelines: string, clock: { ms: number }, storageConne
   });
 }
 
+// Its own storage: this file and batchFaults both sweep `incoming/` and take expired claims, and on
+// the run's shared Azurite each would re-drive the other's batches under its own task hub.
+let azurite: RunningAzurite;
+
 beforeAll(async () => {
-  connectionString = process.env.AZURITE_TEST_CONNECTION_STRING as string;
+  azurite = await startAzurite();
+  connectionString = azurite.connectionString;
   const clock = new VirtualClock(new Date(T0));
   const base = await contextFor(pipelinesFile(uniqueName('host')).file, { ms: T0 });
   host = await LocalHost.create({ ...base, now: clock.now }, clock);
   realClient = host.client;
+});
+
+afterAll(async () => {
+  await azurite?.stop();
 });
 
 describe('one upload, every declared model', () => {
