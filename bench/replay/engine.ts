@@ -491,6 +491,7 @@ export async function replayCase(
     homeRegion: zoneYear.homeRegion,
     allowedRegions: zoneYear.regions,
     residency: zoneYear.residency,
+    trainingMode: config.trainingMode,
   };
   const knowledge = new TraceKnowledge(zoneYear.year, config.seed);
   const ctx: CaseContext = {

@@ -5,6 +5,8 @@ import type { InvoiceColumnName } from '../invoices/schema';
 import type { ModelMetadata } from '../model/metadata';
 import { decideAfterEvaluation, type RetrainDecision } from '../policy/retrainDecision';
 import { unseenLabelShare } from '../policy/newLabels';
+import type { TrainingModeSetting } from '../policy/trainingMode';
+import { trainingModeSettingFor } from '../pipelines/declaredModel';
 import { deployedPipelines } from '../pipelines/deployedPipelines';
 import type { PipelineDefinition } from '../pipelines/manifest';
 import {
@@ -438,7 +440,11 @@ async function score(ctx: PipelineContext, batchName: string, etag: string, nowI
     cpuSeconds: measured.cpuSeconds / Math.max(1, evaluatedCount),
     wallSeconds: measured.wallSeconds / Math.max(1, evaluatedCount),
   };
-  const results = judged.map((j) => (j.kind === 'evaluated' ? judge(batch, j) : null));
+  const results = judged.map((j) =>
+    j.kind === 'evaluated'
+      ? judge(batch, j, trainingModeSettingFor(j.pipeline, ctx.settings.TRAINING_MODE))
+      : null,
+  );
   const report = {
     batchName,
     etag,
@@ -515,11 +521,19 @@ interface BatchFacts {
 function judge(
   batch: BatchFacts,
   judgement: Extract<PipelineJudgement, { kind: 'evaluated' }>,
+  trainingMode: TrainingModeSetting,
 ): { draft: EvaluationDraft } {
   const { pipeline, champion, score: scored } = judgement;
   const baseline = champion?.baseline.holdoutMetrics.accuracy ?? null;
   const newLabelShare =
     scored && champion ? unseenLabelShare(scored.perClass, champion.model.forest.classes) : null;
+  const unseenSupplierShare = scored ? (scored.unseenShare.supplierId ?? null) : null;
+  const unseenCountryShare = scored ? (scored.unseenShare.supplierCountry ?? null) : null;
+  // The category share trainingModeFor reads, as driftOverBatches derives it from the record below.
+  const unseenCategoryShare =
+    unseenSupplierShare === null || unseenCountryShare === null
+      ? undefined
+      : Math.max(unseenSupplierShare, unseenCountryShare);
   const decision: RetrainDecision = decideAfterEvaluation(
     {
       championBaselineAccuracy: baseline,
@@ -527,7 +541,9 @@ function judge(
       rowsAccepted: batch.summary.accepted,
       evaluatedAt: batch.evaluatedAt,
       unseenLabelShare: newLabelShare ?? undefined,
+      unseenCategoryShare,
       baselineRows: champion?.baseline.rows.holdout,
+      trainingMode,
     },
     pipeline.retrain,
   );
@@ -546,8 +562,8 @@ function judge(
       rowsAccepted: batch.summary.accepted,
       rowsRejected: batch.summary.rejected,
       drift: {
-        unseenSupplierShare: scored ? (scored.unseenShare.supplierId ?? null) : null,
-        unseenCountryShare: scored ? (scored.unseenShare.supplierCountry ?? null) : null,
+        unseenSupplierShare,
+        unseenCountryShare,
         countryMixDistance: null,
         unseenLabelShare: newLabelShare,
       },

@@ -6,7 +6,12 @@ import { modelApiCredentials, modelApiKeySource, type ModelApiCredentials } from
 import { FEATURE_SCHEMA_VERSION } from '../model/features';
 import { chooseTrainingWindow } from '../policy/trainingWindow';
 import { driftOverBatches, trainingModeFor, type TrainingMode } from '../policy/trainingMode';
-import { artifactFormatFor, PIPELINE_DEFINITION_ENV, trainingDeclaration } from '../pipelines/declaredModel';
+import {
+  artifactFormatFor,
+  PIPELINE_DEFINITION_ENV,
+  trainingDeclaration,
+  trainingModeSettingFor,
+} from '../pipelines/declaredModel';
 import { deployedPipeline, deployedPipelines } from '../pipelines/deployedPipelines';
 import type { PipelineDefinition } from '../pipelines/manifest';
 import { batchColumnsOfReport, trainableBatches } from '../pipelines/trainableBatches';
@@ -73,7 +78,7 @@ export async function launchTraining(
   const s = ctx.settings;
   const pipeline = deployedPipeline(s, input.modelName);
   const format = artifactFormatFor(pipeline);
-  const setting = format === 'declared' ? 'full' : s.TRAINING_MODE;
+  const setting = trainingModeSettingFor(pipeline, s.TRAINING_MODE);
   const current = setting !== 'full' ? await ctx.registry.getChampion(input.modelName) : null;
   const championMetadata = current
     ? await ctx.registry.getVersionMetadata(input.modelName, current.pointer.versionId)

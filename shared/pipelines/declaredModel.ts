@@ -15,6 +15,7 @@ import {
   LEGACY_DECLARATION,
   type EncodingDeclaration,
 } from './featureEncoding';
+import type { TrainingModeSetting } from '../policy/trainingMode';
 import type { PipelineDefinition } from './manifest';
 import { MultiPipelineScorer, type DeclaredPredictor, type PipelineScore } from './multiScoring';
 
@@ -47,6 +48,18 @@ export type ArtifactFormat = 'single-model' | 'declared';
 
 export function artifactFormatFor(pipeline: EncodingDeclaration): ArtifactFormat {
   return encodingVersion(pipeline) === encodingVersion(LEGACY_DECLARATION) ? 'single-model' : 'declared';
+}
+
+/**
+ * How a pipeline's retrains train: TRAINING_MODE for the single-model artifact; a declared artifact
+ * always refits (its trainer has no warm start). The evaluator judges drops and the launcher picks
+ * the window by the same answer.
+ */
+export function trainingModeSettingFor(
+  pipeline: EncodingDeclaration,
+  setting: TrainingModeSetting,
+): TrainingModeSetting {
+  return artifactFormatFor(pipeline) === 'declared' ? 'full' : setting;
 }
 
 /** What a training job needs of a declaration (knobs such as regions or thresholds stay with the orchestrator). */

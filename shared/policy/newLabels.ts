@@ -1,3 +1,6 @@
+/** Fewest rows with an unknown label (as a share of the batch) that ask for a retrain: one stray label does not. */
+export const NEW_LABEL_MIN_SHARE = 0.002;
+
 /**
  * Share of a batch's rows whose true label is a class the model was never trained on. The model
  * cannot predict such a row right whatever its features, so while they are few the accuracy hides

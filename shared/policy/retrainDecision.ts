@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { Settings } from '../config';
 import { parseWith } from '../validation';
+import { NEW_LABEL_MIN_SHARE } from './newLabels';
+import { trainingModeFor, type TrainingModeSetting } from './trainingMode';
 
 /**
  * Whether an evaluated batch asks for a retrain, and how urgently. Pure: the evaluation time is an
@@ -42,6 +44,13 @@ export interface RetrainInput {
    * estimate decides, as before.
    */
   baselineRows?: number;
+  /** Largest share of rows, over the categorical columns, whose category the champion's encoder lacks. */
+  unseenCategoryShare?: number;
+  /**
+   * How the pipeline's retrains train (TRAINING_MODE; `full` when absent). It sets the evidence a
+   * small drop needs: see judgeBatch.
+   */
+  trainingMode?: TrainingModeSetting;
   /** The request still outstanding from earlier batches, if any. */
   pending?: RetrainDecision;
 }
@@ -53,7 +62,9 @@ const INPUT_SCHEMA = z.object({
   rowsAccepted: z.number().int().nonnegative(),
   evaluatedAt: z.iso.datetime({ offset: true }),
   unseenLabelShare: z.number().min(0).max(1).optional(),
+  unseenCategoryShare: z.number().min(0).max(1).optional(),
   baselineRows: z.number().int().nonnegative().optional(),
+  trainingMode: z.enum(['full', 'warm-start', 'adaptive']).optional(),
 });
 
 /** One-sided 95 %: a drop counts once it is 95 % sure to reach the threshold. */
@@ -75,8 +86,7 @@ function dropStandardError(m: {
   return Math.sqrt((b * (1 - b)) / m.baselineRows + (a * (1 - a)) / m.rowsAccepted);
 }
 
-/** Fewest rows with an unknown label (as a share of the batch) that ask for a retrain: one stray label does not. */
-export const NEW_LABEL_MIN_SHARE = 0.002;
+export { NEW_LABEL_MIN_SHARE };
 const THRESHOLDS_SCHEMA = z
   .object({
     smallDrop: z.number().min(0).max(1),
@@ -158,6 +168,7 @@ function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): Ret
   const measured =
     `accuracy ${m.batchAccuracy.toFixed(4)} vs baseline ${m.championBaselineAccuracy.toFixed(4)}, drop ${percent(relativeDrop)}` +
     (margin > 0 ? ` (95 % sure of ${percent(Math.max(0, sureDrop))})` : '');
+  const smallDropAnswer = smallDropRetrain(m);
   if (sureDrop >= t.bigDrop - THRESHOLD_EPSILON) {
     return {
       kind: 'retrainNow',
@@ -174,6 +185,14 @@ function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): Ret
       reason: `${measured} ≥ small drop ${percent(t.smallDrop)}`,
     };
   }
+  if (smallDropAnswer === 'warm-start' && relativeDrop >= t.smallDrop - THRESHOLD_EPSILON) {
+    return {
+      kind: 'retrainWhenGreen',
+      relativeDrop,
+      deadline: plusHours(m.evaluatedAt, t.greenDeadlineHours),
+      reason: `${measured} ≥ small drop ${percent(t.smallDrop)} (a warm start answers it: the point estimate decides)`,
+    };
+  }
   const unseen = m.unseenLabelShare ?? 0;
   if (unseen >= NEW_LABEL_MIN_SHARE) {
     return {
@@ -187,6 +206,23 @@ function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): Ret
 }
 
 /**
+ * How a retrain asked for by a small drop on this batch would train. The 95 % bound exists so that
+ * sampling noise does not buy a refit of the whole window that cannot pay back; a warm start costs
+ * a fraction of one (new trees on the newest batches), and waiting for certainty then only lets a
+ * gradual drift run on. Measured on 52 weeks of supplier-churn (DE 2021-2024, seed 42, adaptive):
+ * judged by the bound, mean gap to nightly 0.38 pp at 0.21 × the threshold peer's emissions; by
+ * the point estimate, -0.07 pp (better than nightly) at 0.25 ×.
+ */
+function smallDropRetrain(m: z.output<typeof INPUT_SCHEMA>): 'full' | 'warm-start' {
+  if (!m.trainingMode) return 'full';
+  return trainingModeFor(m.trainingMode, {
+    decision: 'retrainWhenGreen',
+    unseenLabelShare: m.unseenLabelShare ?? null,
+    unseenCategoryShare: m.unseenCategoryShare ?? null,
+  }).kind;
+}
+
+/**
  * The decision after a batch was evaluated. Without a champion (or without a score for the batch)
  * there is nothing to compare against: the first model is trained now, within the "now" deadline.
  */
@@ -197,7 +233,9 @@ export function decideAfterEvaluation(
     rowsAccepted: number;
     evaluatedAt: string;
     unseenLabelShare?: number;
+    unseenCategoryShare?: number;
     baselineRows?: number;
+    trainingMode?: TrainingModeSetting;
   },
   thresholds: RetrainThresholds,
 ): RetrainDecision {

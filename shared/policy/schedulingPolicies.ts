@@ -3,6 +3,7 @@ import type { Forecast } from '../carbon/types';
 import { ValidationError } from '../errors';
 import { IntensityIntegral, sliceSeries, type IntensitySeries } from './intensitySeries';
 import { decideRetrain, type RetrainDecision, type RetrainThresholds } from './retrainDecision';
+import type { TrainingModeSetting } from './trainingMode';
 import { chooseWindow, type RegionCandidate, type WindowChoice } from './windowChoice';
 
 /**
@@ -124,6 +125,8 @@ export interface PolicyConfig {
   readonly thresholdGramsPerKwh: number;
   /** `threshold`: the existing system had no deadline; the replay stops looking after this long. */
   readonly thresholdGiveUpHours: number;
+  /** How `green*` retrains train (TRAINING_MODE; `full` when absent): it sets the evidence a small drop needs. */
+  readonly trainingMode?: TrainingModeSetting;
 }
 
 export const DEFAULT_POLICY_OPTIONS = {
@@ -226,7 +229,9 @@ function greenWish(
     rowsAccepted: batch.rowsAccepted,
     evaluatedAt: batch.evaluatedAt,
     unseenLabelShare: batch.unseenLabelShare,
+    unseenCategoryShare: batch.unseenCategoryShare,
     baselineRows: batch.baselineRows,
+    trainingMode: config.trainingMode,
   };
   const fresh = decideRetrain(measured, config.thresholds);
   if (fresh.kind === 'none') return { kind: 'none', reason: fresh.reason };

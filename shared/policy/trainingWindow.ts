@@ -1,13 +1,23 @@
 /**
  * Which accepted batches a retrain reads. Full training takes the newest `windowBatches`; warm
  * start trains its new trees on the batches that arrived after the newest one the champion trained
- * on (same cap) and keeps the champion's older trees, falling back to a full window when there are
- * none (or when none of the champion's batches is among the accepted ones any more).
+ * on, and on at least the newest WARM_START_MIN_BATCHES (same cap), and keeps the champion's older
+ * trees, falling back to a full window when nothing is new (or when none of the champion's batches
+ * is among the accepted ones any more).
  *
  * "After the newest" rather than "not in the champion's window": a warm-started champion lists only
  * the batches of its own new trees, while its kept trees saw the older ones. Excluding just its own
  * list would send the next warm start back over those older batches (nearly a full window's work).
  */
+/**
+ * Fewest batches a warm start's new trees grow on. With one weekly batch they hold the majority of
+ * the vote on a single week's rows, and the version's held-out baseline (against which the next
+ * drop is judged) rests on that one week too, so the next drift is seen late. Measured on 52 weeks of
+ * supplier-churn (DE 2022, seed 42): mean gap to nightly 0.70 pp with one batch, 0.38 pp with two,
+ * 0.44 pp with three, at ~0.22 × the threshold peer's emissions for two.
+ */
+export const WARM_START_MIN_BATCHES = 2;
+
 export interface TrainingWindowInput {
   /** Accepted batch names, oldest first. */
   acceptedBatches: readonly string[];
@@ -27,11 +37,12 @@ export function chooseTrainingWindow(input: TrainingWindowInput): TrainingWindow
     input.acceptedBatches.forEach((name, i) => {
       if (seen.has(name)) newestSeen = i;
     });
-    const unseen = newestSeen < 0 ? [] : input.acceptedBatches.slice(newestSeen + 1);
-    if (unseen.length > 0) {
+    const unseen = newestSeen < 0 ? 0 : input.acceptedBatches.length - (newestSeen + 1);
+    if (unseen > 0) {
+      const count = Math.min(input.windowBatches, Math.max(unseen, WARM_START_MIN_BATCHES));
       return {
         kind: 'train',
-        batches: unseen.slice(-input.windowBatches),
+        batches: input.acceptedBatches.slice(-count),
         warmStartFrom: input.champion.versionId,
       };
     }

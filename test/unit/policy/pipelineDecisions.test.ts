@@ -125,6 +125,19 @@ describe('chooseTrainingWindow', () => {
     ).toEqual({ kind: 'train', batches: ['w3', 'w4', 'w5'], warmStartFrom: null });
   });
 
+  it('grows warm-started trees on at least the newest two batches', () => {
+    // One new weekly batch alone would give the new trees (the vote's majority) and the next
+    // baseline a single week: they also read the newest batch the champion already saw.
+    const champion = { versionId: 'v1', dataWindow: ['w2', 'w3', 'w4'] };
+    expect(
+      chooseTrainingWindow({ acceptedBatches: accepted, windowBatches: 3, mode: 'warm-start', champion }),
+    ).toEqual({ kind: 'train', batches: ['w4', 'w5'], warmStartFrom: 'v1' });
+    // The floor never exceeds the window cap.
+    expect(
+      chooseTrainingWindow({ acceptedBatches: accepted, windowBatches: 1, mode: 'warm-start', champion }),
+    ).toEqual({ kind: 'train', batches: ['w5'], warmStartFrom: 'v1' });
+  });
+
   it('says when there is nothing to train on', () => {
     expect(
       chooseTrainingWindow({ acceptedBatches: [], windowBatches: 3, mode: 'full', champion: null }),

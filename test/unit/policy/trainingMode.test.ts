@@ -1,4 +1,4 @@
-import { NEW_LABEL_MIN_SHARE } from '../../../shared/policy/retrainDecision';
+import { NEW_LABEL_MIN_SHARE } from '../../../shared/policy/newLabels';
 import {
   driftOverBatches,
   NEW_CATEGORY_MAX_SHARE,
@@ -33,9 +33,10 @@ describe('trainingModeFor', () => {
     // A stray unknown row below the new-label threshold is not a new class.
     const stray = { ...smallDrop, unseenLabelShare: NEW_LABEL_MIN_SHARE / 2 };
     expect(trainingModeFor('adaptive', stray).kind).toBe('warm-start');
-    // Nor is a stray newcomer below the category threshold a moved-on population.
-    const newcomer = { ...smallDrop, unseenCategoryShare: NEW_CATEGORY_MAX_SHARE / 2 };
-    expect(trainingModeFor('adaptive', newcomer).kind).toBe('warm-start');
+    // Nor is customer churn (supplier-churn measures up to 10 % newcomers) a moved-on population:
+    // the extended encoder gives the newcomers codes the new trees learn.
+    const churn = { ...smallDrop, unseenCategoryShare: 0.1 };
+    expect(trainingModeFor('adaptive', churn).kind).toBe('warm-start');
   });
 
   it('adaptive refits after a big drop, for the initial model and on the calendar', () => {
@@ -62,7 +63,7 @@ describe('trainingModeFor', () => {
     });
     expect(choice).toEqual({
       kind: 'full',
-      reason: expect.stringContaining("2.00 % of rows carry a category the champion's encoder lacks"),
+      reason: expect.stringContaining("25.00 % of rows carry a category the champion's encoder lacks"),
     });
   });
 
@@ -110,10 +111,14 @@ describe('driftOverBatches', () => {
     expect(driftOverBatches(['b1'], [old]).unseenLabelShare).toBeNull();
   });
 
-  it('feeds trainingModeFor: a churned window refits, a covered one warm-starts', () => {
+  it('feeds trainingModeFor: a new population refits, churn and a covered window warm-start', () => {
+    const newPopulation = driftOverBatches(['b1', 'b2'], [record('b1', 0, 0.07, 0), record('b2', 0, 0, 0.3)]);
     const churned = driftOverBatches(['b1'], [record('b1', 0, 0.07, 0)]);
     const covered = driftOverBatches(['b1'], [record('b1', 0, 0.001, 0)]);
-    expect(trainingModeFor('adaptive', { decision: 'retrainWhenGreen', ...churned }).kind).toBe('full');
-    expect(trainingModeFor('adaptive', { decision: 'retrainWhenGreen', ...covered }).kind).toBe('warm-start');
+    const adaptive = (drift: typeof covered) =>
+      trainingModeFor('adaptive', { decision: 'retrainWhenGreen', ...drift }).kind;
+    expect(adaptive(newPopulation)).toBe('full');
+    expect(adaptive(churned)).toBe('warm-start');
+    expect(adaptive(covered)).toBe('warm-start');
   });
 });

@@ -175,10 +175,16 @@ describe("warm-start replay (the product's TRAINING_MODE=warm-start for our poli
     expect(trainingWindowFor(9, 8, 'full', full)).toEqual({ firstWeek: 2, lastWeek: 9 });
     const warm = trainingWindowFor(9, 8, 'warm-start', full);
     expect(warm).toEqual({ firstWeek: 8, lastWeek: 9, warmFrom: full });
-    // A warm champion's kept trees saw weeks 0-7: the next warm start reads only week 10.
+    // A warm champion's kept trees saw weeks 0-7: the next warm start reads only what is new
+    // (week 10) and, so that its new trees rest on more than one week, the newest week before it.
     expect(trainingWindowFor(10, 8, 'warm-start', warm)).toEqual({
-      firstWeek: 10,
+      firstWeek: 9,
       lastWeek: 10,
+      warmFrom: warm,
+    });
+    expect(trainingWindowFor(12, 8, 'warm-start', warm)).toEqual({
+      firstWeek: 10,
+      lastWeek: 12,
       warmFrom: warm,
     });
     // Nothing new since the champion: a full window.
