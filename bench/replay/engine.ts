@@ -100,7 +100,14 @@ export interface EvaluationRecord {
   readonly evaluatedAt: string;
   /** Null before the first model finished. */
   readonly servingWindow: DataWindow | null;
+  /** The champion at the batch's arrival, on the batch: what the evaluator measures and decides on. */
   readonly accuracy: number | null;
+  /**
+   * What the users got: the batch's invoices were predicted over the week before it arrived, by
+   * whichever models served then, so each model's accuracy on the batch is weighted by its share of
+   * that week. A retrain that waits costs its wait here; at arrival (`accuracy`) it would look free.
+   */
+  readonly servedAccuracy: number | null;
   readonly rowsSeenInTraining: number;
 }
 
@@ -117,6 +124,7 @@ export interface PolicyOutcome {
   /** Runs that ended after their deadline plus requests given up (`threshold` only). */
   readonly deadlineMisses: number;
   readonly givenUp: number;
+  /** Mean served accuracy over the batches (see EvaluationRecord.servedAccuracy). */
   readonly meanAccuracy: number;
   readonly scheduler: SchedulerUsage;
 }
@@ -263,6 +271,10 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     pending: null,
     givenUp: 0,
   };
+  // Every champion with the instant it started serving, oldest first.
+  const servingSince: { window: DataWindow; fromMs: number }[] = [
+    { window: state.serving as DataWindow, fromMs: -Infinity },
+  ];
   const arrivalMs = (week: number): number => ctx.startMs + week * WEEK_MS;
   const usage = { evaluatorCpuSeconds: 0, providerPolls: 0, skippedPolls: 0, pollerCpuSeconds: 0 };
   // Evaluation CPU scales with rows scored and trees voting; the replay's models are smaller.
@@ -356,8 +368,11 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     }
     running.sort((a, b) => a.endMs - b.endMs);
     while (running.length > 0 && running[0].endMs <= toMs) {
-      const done = running.shift() as { window: DataWindow };
-      if (!state.serving || done.window.lastWeek >= state.serving.lastWeek) state.serving = done.window;
+      const done = running.shift() as { window: DataWindow; endMs: number };
+      if (!state.serving || done.window.lastWeek >= state.serving.lastWeek) {
+        state.serving = done.window;
+        servingSince.push({ window: done.window, fromMs: done.endMs });
+      }
     }
   };
 
@@ -392,6 +407,24 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     };
   };
 
+  /** The batch's accuracy as served: each champion of the week before `atMs`, weighted by its share of it. */
+  const servedAccuracy = async (week: number, atMs: number): Promise<number> => {
+    const fromMs = atMs - WEEK_MS;
+    let weighted = 0;
+    for (let i = 0; i < servingSince.length; i++) {
+      const startMs = Math.max(servingSince[i].fromMs, fromMs);
+      const endMs = Math.min(servingSince[i + 1]?.fromMs ?? Infinity, atMs);
+      if (endMs <= startMs) continue;
+      const served = servingSince[i].window;
+      if (served.lastWeek >= week)
+        throw new ReplayInvariantError(
+          `week ${week} served by a model trained on weeks up to ${served.lastWeek}`,
+        );
+      weighted += ((endMs - startMs) / WEEK_MS) * (await bank.score(served, week)).accuracy;
+    }
+    return weighted;
+  };
+
   for (let k = 0; k < config.weeks; k++) {
     const atMs = arrivalMs(k);
     const week = config.windowWeeks + k;
@@ -415,6 +448,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
       evaluatedAt: iso(atMs),
       servingWindow: current,
       accuracy: score?.accuracy ?? null,
+      servedAccuracy: score ? await servedAccuracy(week, atMs) : null,
       rowsSeenInTraining: score?.rowsSeenInTraining ?? 0,
     });
     const wish = policy.wantsRetrain(
@@ -441,7 +475,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
   }
   advance(ctx.endMs + 1);
 
-  const scored = evaluations.filter((e) => e.accuracy !== null);
+  const scored = evaluations.filter((e) => e.servedAccuracy !== null);
   return {
     policy: name,
     runs,
@@ -454,7 +488,7 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
     energyKwh: runs.reduce((s, r) => s + r.energyKwh, 0),
     deadlineMisses: runs.filter((r) => r.lateMinutes > 0).length + state.givenUp,
     givenUp: state.givenUp,
-    meanAccuracy: scored.reduce((s, e) => s + (e.accuracy as number), 0) / Math.max(1, scored.length),
+    meanAccuracy: scored.reduce((s, e) => s + (e.servedAccuracy as number), 0) / Math.max(1, scored.length),
     scheduler: schedulerUsage(ctx, usage, runs),
   };
 }

@@ -99,8 +99,8 @@ export function tableOf(c: ReplayCase): CaseTable {
     let worstGap: number | null = null;
     if (nightly) {
       for (let i = 0; i < o.evaluations.length; i++) {
-        const ours = o.evaluations[i].accuracy;
-        const theirs = nightly.evaluations[i]?.accuracy;
+        const ours = o.evaluations[i].servedAccuracy;
+        const theirs = nightly.evaluations[i]?.servedAccuracy;
         if (ours === null || theirs === null || theirs === undefined) continue;
         worstGap = Math.max(worstGap ?? -Infinity, (theirs - ours) * 100);
       }

@@ -142,7 +142,7 @@ export const SETTINGS_SCHEMA = z.object({
     .describe('How many recent accepted batches a retrain uses.'),
   TRAINING_MODE: z
     .enum(['full', 'warm-start', 'adaptive'])
-    .default('full')
+    .default('adaptive')
     .describe(
       'Whole window (full), new trees on new batches (warm-start), or warm only on a small drop (adaptive).',
     ),

@@ -161,6 +161,36 @@ describe('policy replay engine', () => {
     expect(scoredByRetrainedModel).toBeGreaterThan(0);
   });
 
+  it("scores what users were served: each champion of the batch's week, weighted by its share", async () => {
+    const bank = new ModelBank('vat-reform', config.weeks + config.windowWeeks, config.model);
+    let changedMidWeek = 0;
+    for (const c of cases) {
+      for (const o of c.outcomes) {
+        for (let i = 1; i < o.evaluations.length; i++) {
+          const before = o.evaluations[i - 1].servingWindow;
+          const e = o.evaluations[i];
+          if (!before || !e.servingWindow || e.servedAccuracy === null) throw new Error('unscored week');
+          if (JSON.stringify(before) === JSON.stringify(e.servingWindow)) {
+            // One champion all week: served and at-arrival accuracy are the same number.
+            expect(e.servedAccuracy).toBe(e.accuracy);
+            continue;
+          }
+          // A retrain ended during the week: the batch was served partly by the old champion.
+          changedMidWeek++;
+          const old = (await bank.score(before, e.week)).accuracy;
+          const low = Math.min(old, e.accuracy as number);
+          const high = Math.max(old, e.accuracy as number);
+          expect(e.servedAccuracy).toBeGreaterThanOrEqual(low - 1e-12);
+          expect(e.servedAccuracy).toBeLessThanOrEqual(high + 1e-12);
+          if (old !== e.accuracy) expect([old, e.accuracy]).not.toContain(e.servedAccuracy);
+        }
+        const served = o.evaluations.map((e) => e.servedAccuracy as number);
+        expect(o.meanAccuracy).toBeCloseTo(served.reduce((a, b) => a + b, 0) / served.length, 12);
+      }
+    }
+    expect(changedMidWeek).toBeGreaterThan(0);
+  }, 60_000);
+
   it('the training-row check detects a model scored on its own training data', async () => {
     const bank = new ModelBank('stable', 2, { rowsPerWeek: 600, trees: 2, seed: 1 });
     const own = await bank.score({ firstWeek: 0, lastWeek: 0 }, 0);
