@@ -240,7 +240,6 @@ export function modeSignals(request: RetrainRequest): Parameters<typeof training
   return {
     decision: decision[request.urgency],
     unseenLabelShare: request.unseenLabelShare ?? null,
-    unseenCategoryShare: request.unseenCategoryShare ?? null,
   };
 }
 
@@ -458,7 +457,6 @@ async function replayPolicy(name: PolicyName, ctx: CaseContext): Promise<PolicyO
         batchAccuracy: score?.accuracy ?? 0,
         rowsAccepted: score?.rowsAccepted ?? bank.batch(week).length,
         unseenLabelShare: score?.unseenLabelShare ?? 0,
-        unseenCategoryShare: score?.unseenCategoryShare ?? 0,
         baselineRows: current ? await bank.holdoutRows(current) : undefined,
       },
       state.pending?.request ?? null,

@@ -34,8 +34,6 @@ export interface BatchScore {
   readonly rowsSeenInTraining: number;
   /** Share of the batch's rows whose label is a class the model never saw (it cannot predict them). */
   readonly unseenLabelShare: number;
-  /** Largest share of the batch's rows, over categorical columns, whose category the model's encoder lacks. */
-  readonly unseenCategoryShare: number;
   /** Process CPU the evaluation took here (parse excluded: rows are in memory). */
   readonly cpuSeconds: number;
 }
@@ -135,7 +133,6 @@ export class ModelBank {
     const cpu = process.cpuUsage(cpuBefore);
     const score = {
       unseenLabelShare: unseenLabelShare(report.perClass, entry.model.forest.classes),
-      unseenCategoryShare: Math.max(0, ...Object.values(report.featureMix.unseenShare)),
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       accuracy: report.accuracy,
       rowsAccepted: report.rowsAccepted,

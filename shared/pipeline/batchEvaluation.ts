@@ -527,13 +527,6 @@ function judge(
   const baseline = champion?.baseline.holdoutMetrics.accuracy ?? null;
   const newLabelShare =
     scored && champion ? unseenLabelShare(scored.perClass, champion.model.forest.classes) : null;
-  const unseenSupplierShare = scored ? (scored.unseenShare.supplierId ?? null) : null;
-  const unseenCountryShare = scored ? (scored.unseenShare.supplierCountry ?? null) : null;
-  // The category share trainingModeFor reads, as driftOverBatches derives it from the record below.
-  const unseenCategoryShare =
-    unseenSupplierShare === null || unseenCountryShare === null
-      ? undefined
-      : Math.max(unseenSupplierShare, unseenCountryShare);
   const decision: RetrainDecision = decideAfterEvaluation(
     {
       championBaselineAccuracy: baseline,
@@ -541,7 +534,6 @@ function judge(
       rowsAccepted: batch.summary.accepted,
       evaluatedAt: batch.evaluatedAt,
       unseenLabelShare: newLabelShare ?? undefined,
-      unseenCategoryShare,
       baselineRows: champion?.baseline.rows.holdout,
       trainingMode,
     },
@@ -562,8 +554,8 @@ function judge(
       rowsAccepted: batch.summary.accepted,
       rowsRejected: batch.summary.rejected,
       drift: {
-        unseenSupplierShare,
-        unseenCountryShare,
+        unseenSupplierShare: scored ? (scored.unseenShare.supplierId ?? null) : null,
+        unseenCountryShare: scored ? (scored.unseenShare.supplierCountry ?? null) : null,
         countryMixDistance: null,
         unseenLabelShare: newLabelShare,
       },

@@ -44,8 +44,6 @@ export interface RetrainInput {
    * estimate decides, as before.
    */
   baselineRows?: number;
-  /** Largest share of rows, over the categorical columns, whose category the champion's encoder lacks. */
-  unseenCategoryShare?: number;
   /**
    * How the pipeline's retrains train (TRAINING_MODE; `full` when absent). It sets the evidence a
    * small drop needs: see judgeBatch.
@@ -62,7 +60,6 @@ const INPUT_SCHEMA = z.object({
   rowsAccepted: z.number().int().nonnegative(),
   evaluatedAt: z.iso.datetime({ offset: true }),
   unseenLabelShare: z.number().min(0).max(1).optional(),
-  unseenCategoryShare: z.number().min(0).max(1).optional(),
   baselineRows: z.number().int().nonnegative().optional(),
   trainingMode: z.enum(['full', 'warm-start', 'adaptive']).optional(),
 });
@@ -218,7 +215,6 @@ function smallDropRetrain(m: z.output<typeof INPUT_SCHEMA>): 'full' | 'warm-star
   return trainingModeFor(m.trainingMode, {
     decision: 'retrainWhenGreen',
     unseenLabelShare: m.unseenLabelShare ?? null,
-    unseenCategoryShare: m.unseenCategoryShare ?? null,
   }).kind;
 }
 
@@ -233,7 +229,6 @@ export function decideAfterEvaluation(
     rowsAccepted: number;
     evaluatedAt: string;
     unseenLabelShare?: number;
-    unseenCategoryShare?: number;
     baselineRows?: number;
     trainingMode?: TrainingModeSetting;
   },

@@ -44,8 +44,6 @@ export interface BatchEvaluation {
   readonly rowsAccepted: number;
   /** Share of accepted rows labelled with a class the champion does not know (0 when not measured). */
   readonly unseenLabelShare?: number;
-  /** Largest share of accepted rows, over categorical columns, whose category the champion's encoder lacks. */
-  readonly unseenCategoryShare?: number;
   /** Held-out rows behind `championBaselineAccuracy` (lets decideRetrain judge the drop beyond noise). */
   readonly baselineRows?: number;
 }
@@ -63,8 +61,6 @@ export interface RetrainRequest {
    * (absent when not measured): trainingModeFor refits rather than warm-starts when it is set.
    */
   readonly unseenLabelShare?: number;
-  /** The same for categories the champion's encoder lacks (absent when not measured): refit when large. */
-  readonly unseenCategoryShare?: number;
   readonly homeRegion: string;
   /** Regions the job may run in (still filtered by residency). */
   readonly regions: readonly string[];
@@ -145,13 +141,7 @@ function requestFrom(
   config: PolicyConfig,
   fields: Pick<
     RetrainRequest,
-    | 'requestedAt'
-    | 'deadline'
-    | 'urgency'
-    | 'relativeDrop'
-    | 'reason'
-    | 'unseenLabelShare'
-    | 'unseenCategoryShare'
+    'requestedAt' | 'deadline' | 'urgency' | 'relativeDrop' | 'reason' | 'unseenLabelShare'
   >,
 ): RetrainRequest {
   return {
@@ -229,7 +219,6 @@ function greenWish(
     rowsAccepted: batch.rowsAccepted,
     evaluatedAt: batch.evaluatedAt,
     unseenLabelShare: batch.unseenLabelShare,
-    unseenCategoryShare: batch.unseenCategoryShare,
     baselineRows: batch.baselineRows,
     trainingMode: config.trainingMode,
   };
@@ -237,13 +226,9 @@ function greenWish(
   if (fresh.kind === 'none') return { kind: 'none', reason: fresh.reason };
   const merged = decideRetrain({ ...measured, pending: toDecision(pending) }, config.thresholds);
   if (merged.kind === 'none') return { kind: 'none', reason: merged.reason };
-  // A merged request still carries a new label (or category) an earlier batch saw: the run trains after both.
-  const largest = (...shares: (number | undefined)[]): number | undefined => {
-    const measured = shares.filter((x) => x !== undefined);
-    return measured.length > 0 ? Math.max(...measured) : undefined;
-  };
-  const labelShare = largest(batch.unseenLabelShare, pending?.unseenLabelShare);
-  const categoryShare = largest(batch.unseenCategoryShare, pending?.unseenCategoryShare);
+  // A merged request still carries a new label an earlier batch saw: the run trains after both.
+  const shares = [batch.unseenLabelShare, pending?.unseenLabelShare].filter((x) => x !== undefined);
+  const labelShare = shares.length > 0 ? Math.max(...shares) : undefined;
   return {
     kind: 'request',
     request: requestFrom(config, {
@@ -253,7 +238,6 @@ function greenWish(
       relativeDrop: merged.relativeDrop,
       reason: merged.reason,
       ...(labelShare !== undefined ? { unseenLabelShare: labelShare } : {}),
-      ...(categoryShare !== undefined ? { unseenCategoryShare: categoryShare } : {}),
     }),
   };
 }

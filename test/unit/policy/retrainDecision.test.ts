@@ -66,18 +66,16 @@ describe('decideRetrain', () => {
 
   it('takes a small drop a warm start would answer on its point estimate, a refit on its bound', () => {
     // The noisy 3.3 % drop above: not sure of 2 %, so no refit of the whole window...
-    const noisy = { baselineRows: 1600, unseenLabelShare: 0, unseenCategoryShare: 0.05 };
+    const noisy = { baselineRows: 1600, unseenLabelShare: 0 };
     expect(decideRetrain(batch(0.87, { ...noisy, trainingMode: 'full' }), thresholds).kind).toBe('none');
     // ...but a warm start (new trees on the newest batches) is cheap enough to act on it.
     const warm = decideRetrain(batch(0.87, { ...noisy, trainingMode: 'adaptive' }), thresholds);
     expect(warm).toMatchObject({ kind: 'retrainWhenGreen', deadline: '2024-03-05T10:00:00.000Z' });
     expect(warm.reason).toMatch(/a warm start answers it/);
-    // Adaptive refits a new population, or drift it could not measure: those drops keep the 95 % bound.
-    for (const refit of [{ ...noisy, unseenCategoryShare: 0.3 }, { baselineRows: 1600 }]) {
-      expect(decideRetrain(batch(0.87, { ...refit, trainingMode: 'adaptive' }), thresholds).kind).toBe(
-        'none',
-      );
-    }
+    // Adaptive refits when it could not measure new labels: that drop keeps the 95 % bound.
+    expect(
+      decideRetrain(batch(0.87, { baselineRows: 1600, trainingMode: 'adaptive' }), thresholds).kind,
+    ).toBe('none');
     // A new label asks for its refit on its own rule, not on the point estimate.
     const newLabel = decideRetrain(
       batch(0.87, { ...noisy, unseenLabelShare: 0.01, trainingMode: 'adaptive' }),

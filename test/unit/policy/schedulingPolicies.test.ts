@@ -138,24 +138,6 @@ describe('scheduling policies', () => {
     expect((unmeasured as { request: RetrainRequest }).request.unseenLabelShare).toBeUndefined();
   });
 
-  it('green requests carry the largest unknown-category share of the batches behind them', () => {
-    const green = createPolicy('green', config);
-    const withCategories = (at: string, accuracy: number, share: number): BatchEvaluation => ({
-      ...batch(at, accuracy),
-      unseenCategoryShare: share,
-    });
-    const first = green.wantsRetrain(withCategories('2022-03-01T10:00:00.000Z', 0.87, 0.07), null);
-    expect(first).toMatchObject({ kind: 'request', request: { unseenCategoryShare: 0.07 } });
-    const pending = (first as { request: RetrainRequest }).request;
-    // Merged with a later batch: the larger share wins, whichever batch measured it.
-    const merged = green.wantsRetrain(withCategories('2022-03-01T20:00:00.000Z', 0.87, 0.01), pending);
-    expect(merged).toMatchObject({ kind: 'request', request: { unseenCategoryShare: 0.07 } });
-    const grown = green.wantsRetrain(withCategories('2022-03-01T20:00:00.000Z', 0.87, 0.1), pending);
-    expect(grown).toMatchObject({ kind: 'request', request: { unseenCategoryShare: 0.1 } });
-    const unmeasured = green.wantsRetrain(batch('2022-03-01T10:00:00.000Z', 0.87), null);
-    expect((unmeasured as { request: RetrainRequest }).request.unseenCategoryShare).toBeUndefined();
-  });
-
   it('green stays home, green-spatial may move, and both finish by the deadline', () => {
     const request = (
       createPolicy('green', config).wantsRetrain(batch('2022-03-01T10:00:00.000Z', 0.87), null) as {

@@ -233,17 +233,13 @@ describe("warm-start replay (the product's TRAINING_MODE=warm-start for our poli
       regions: ['westeurope'],
       residency: 'ANY',
     } as const;
-    expect(
-      modeSignals({ ...request, urgency: 'green', unseenLabelShare: 0, unseenCategoryShare: 0.05 }),
-    ).toEqual({
+    expect(modeSignals({ ...request, urgency: 'green', unseenLabelShare: 0 })).toEqual({
       decision: 'retrainWhenGreen',
       unseenLabelShare: 0,
-      unseenCategoryShare: 0.05,
     });
     expect(modeSignals({ ...request, urgency: 'now' })).toEqual({
       decision: 'retrainNow',
       unseenLabelShare: null,
-      unseenCategoryShare: null,
     });
     expect(modeSignals({ ...request, urgency: 'scheduled' }).decision).toBe('scheduled');
   });
