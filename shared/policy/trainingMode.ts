@@ -7,7 +7,7 @@ import { NEW_LABEL_MIN_SHARE } from './newLabels';
  *
  * Why adaptive: a warm start cannot unlearn. Its kept trees never saw a class that appeared since
  * (a new VAT rate), and after a big drop most of them describe a world that is gone, so they
- * outvote the few new trees (measured: vat-reform's worst gap to nightly 31.7 pp with warm start
+ * outvote the few new trees (measured: vat-reform's worst batch 29 pp below nightly with warm start
  * on every retrain). A small drop with no new label is gradual drift the new trees can correct,
  * and because such a retrain is cheap, decideRetrain asks for it on the drop's point estimate.
  *
