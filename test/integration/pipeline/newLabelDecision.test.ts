@@ -1,16 +1,13 @@
-import { Readable } from 'node:stream';
 import { composePipeline } from '../../../functions/composition';
 import { LocalHost } from '../../../functions/local/localHost';
 import { VirtualClock } from '../../../functions/local/virtualClock';
 import { loadSettings } from '../../../shared/config';
 import { generateWeek } from '../../../shared/invoices/generator';
 import type { InvoiceRow } from '../../../shared/invoices/schema';
-import { serializeCsv } from '../../../shared/invoices/serialize';
-import { trainFromRows } from '../../../shared/model/training';
-import { processBlobEvent } from '../../../shared/pipeline/blobEvents';
 import { evaluatedRecords } from '../../../shared/pipeline/batchEvaluation';
 import type { PipelineContext } from '../../../shared/pipeline/context';
 import { RecordingTelemetry } from '../../../shared/telemetry/telemetry';
+import { deliverBatch, promoteTrainedChampion } from '../../support/batchDelivery';
 import { uniqueName } from '../../support/storage';
 
 /**
@@ -43,29 +40,18 @@ beforeAll(async () => {
     log: () => {},
   });
   host = await LocalHost.create(ctx, clock);
-  const history = [0, 1, 2, 3].flatMap((w) => week(w, 1500, 11));
-  const trained = await trainFromRows(history, {
-    trees: 15,
-    maxFeatures: 'sqrt',
-    minSamplesLeaf: 1,
-    maxDepth: 32,
-    seed: 11,
-    modelName: MODEL,
-    versionId: 'v1',
-  });
-  await ctx.registry.putVersion(trained.metadata, trained.artifact);
-  await ctx.registry.promote(MODEL, 'v1', { reason: 'test champion', expectedChampion: null });
+  await promoteTrainedChampion(
+    ctx,
+    [0, 1, 2, 3].flatMap((w) => week(w, 1500, 11)),
+    {
+      modelName: MODEL,
+      seed: 11,
+    },
+  );
 });
 
-async function deliver(name: string, rows: InvoiceRow[]) {
-  await ctx.invoices.upload(name, Readable.from([Buffer.from([...serializeCsv(rows)].join(''))]));
-  return processBlobEvent(ctx, host.client, {
-    id: `evt-${name}`,
-    eventType: 'Microsoft.Storage.BlobCreated',
-    subject: `/blobServices/default/containers/${ctx.invoices.container.containerName}/blobs/incoming/${name}`,
-    eventTime: new Date(T0).toISOString(),
-    data: { contentLength: 1 },
-  });
+function deliver(name: string, rows: InvoiceRow[]) {
+  return deliverBatch(ctx, host.client, name, rows, new Date(T0).toISOString());
 }
 
 describe('new-label signal in batch evaluation', () => {

@@ -1,15 +1,12 @@
-import { Readable } from 'node:stream';
 import { composePipeline } from '../../../functions/composition';
 import { LocalHost } from '../../../functions/local/localHost';
 import { VirtualClock } from '../../../functions/local/virtualClock';
 import { loadSettings, type Settings } from '../../../shared/config';
 import { generateWeek } from '../../../shared/invoices/generator';
 import type { InvoiceRow } from '../../../shared/invoices/schema';
-import { serializeCsv } from '../../../shared/invoices/serialize';
-import { trainFromRows } from '../../../shared/model/training';
-import { processBlobEvent } from '../../../shared/pipeline/blobEvents';
 import { evaluatedRecords } from '../../../shared/pipeline/batchEvaluation';
 import { RecordingTelemetry } from '../../../shared/telemetry/telemetry';
+import { deliverBatch, promoteTrainedChampion } from '../../support/batchDelivery';
 import { uniqueName } from '../../support/storage';
 
 /**
@@ -43,29 +40,22 @@ async function evaluateUnder(mode: Settings['TRAINING_MODE'], batch: InvoiceRow[
     log: () => {},
   });
   const host = await LocalHost.create(ctx, clock);
-  const trained = await trainFromRows(
+  await promoteTrainedChampion(
+    ctx,
     [0, 1, 2, 3].flatMap((w) => week(w, 1500)),
     {
-      trees: 15,
-      maxFeatures: 'sqrt',
-      minSamplesLeaf: 1,
-      maxDepth: 32,
-      seed: 23,
       modelName: model,
-      versionId: 'v1',
+      seed: 23,
     },
   );
-  await ctx.registry.putVersion(trained.metadata, trained.artifact);
-  await ctx.registry.promote(model, 'v1', { reason: 'test champion', expectedChampion: null });
-  const name = 'invoices-2024-07-08.csv';
-  await ctx.invoices.upload(name, Readable.from([Buffer.from([...serializeCsv(batch)].join(''))]));
-  const outcome = await processBlobEvent(ctx, host.client, {
-    id: `evt-${model}`,
-    eventType: 'Microsoft.Storage.BlobCreated',
-    subject: `/blobServices/default/containers/${ctx.invoices.container.containerName}/blobs/incoming/${name}`,
-    eventTime: new Date(T0).toISOString(),
-    data: { contentLength: 1 },
-  });
+  const outcome = await deliverBatch(
+    ctx,
+    host.client,
+    // A name of its own: the invoices container is shared with the other suites on this Azurite.
+    `${model}.csv`,
+    batch,
+    new Date(T0).toISOString(),
+  );
   if (outcome.kind !== 'evaluated') throw new Error(`expected an evaluation, got ${outcome.kind}`);
   const [record] = evaluatedRecords(outcome);
   return record;
