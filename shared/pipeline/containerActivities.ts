@@ -48,20 +48,26 @@ export function trainingGroupName(runId: string, attempt: number): string {
 }
 
 /**
- * TRAINING_MODE=adaptive: warm-start only after a small drop whose new batches carry no label the
- * champion never saw and few categories its encoder lacks (their evaluation records tell: the
- * larger of the unseen supplier and country shares); a batch without a record counts as unknown.
+ * TRAINING_MODE=adaptive: warm-start only after a small drop whose batches new to the champion
+ * carry no label it never saw (their evaluation records tell; a batch without a record counts as
+ * unknown). The window's batches the champion already trained on are not asked: their labels are
+ * among its classes, and the oldest of them was often judged before any champion existed.
  */
 async function adaptiveTrainingMode(
   ctx: PipelineContext,
   input: ParsedActivityInput<'launchTraining'>,
   warm: ReturnType<typeof chooseTrainingWindow>,
+  championWindow: readonly string[],
 ): Promise<TrainingMode> {
   if (warm.kind !== 'train' || !warm.warmStartFrom) return 'full';
+  const seen = new Set(championWindow);
   const records = await ctx.evaluations.list(input.modelName);
   return trainingModeFor('adaptive', {
     decision: input.decisionKind ?? 'retrainNow',
-    ...driftOverBatches(warm.batches, records),
+    ...driftOverBatches(
+      warm.batches.filter((batch) => !seen.has(batch)),
+      records,
+    ),
   }).kind;
 }
 
@@ -100,7 +106,7 @@ export async function launchTraining(
     });
   const window =
     setting === 'adaptive'
-      ? windowOf(await adaptiveTrainingMode(ctx, input, windowOf('warm-start')))
+      ? windowOf(await adaptiveTrainingMode(ctx, input, windowOf('warm-start'), champion?.dataWindow ?? []))
       : windowOf(setting);
   if (window.kind === 'nothing-to-train') {
     throw new ValidationError('No accepted invoice batches to train on yet');
@@ -144,7 +150,8 @@ export async function launchTraining(
   });
   await ctx.pending.markTraining(input.modelName, input.requestId, ctx.now().toISOString());
   ctx.log(
-    `training ${input.versionId} (${format} artifact) launched as ${groupName} in ${input.region} on ${window.batches.length} batches`,
+    `training ${input.versionId} (${format} artifact) launched as ${groupName} in ${input.region} on ${window.batches.length} batches` +
+      (window.warmStartFrom ? ` (warm start from ${window.warmStartFrom})` : ' (full fit)'),
   );
   return {
     groupName,
