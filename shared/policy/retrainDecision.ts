@@ -165,7 +165,6 @@ function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): Ret
   const measured =
     `accuracy ${m.batchAccuracy.toFixed(4)} vs baseline ${m.championBaselineAccuracy.toFixed(4)}, drop ${percent(relativeDrop)}` +
     (margin > 0 ? ` (95 % sure of ${percent(Math.max(0, sureDrop))})` : '');
-  const smallDropAnswer = smallDropRetrain(m);
   if (sureDrop >= t.bigDrop - THRESHOLD_EPSILON) {
     return {
       kind: 'retrainNow',
@@ -182,7 +181,7 @@ function judgeBatch(m: z.output<typeof INPUT_SCHEMA>, t: RetrainThresholds): Ret
       reason: `${measured} ≥ small drop ${percent(t.smallDrop)}`,
     };
   }
-  if (smallDropAnswer === 'warm-start' && relativeDrop >= t.smallDrop - THRESHOLD_EPSILON) {
+  if (relativeDrop >= t.smallDrop - THRESHOLD_EPSILON && smallDropRetrain(m) === 'warm-start') {
     return {
       kind: 'retrainWhenGreen',
       relativeDrop,

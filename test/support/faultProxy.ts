@@ -183,3 +183,24 @@ export function proxiedConnectionString(
     .replace(/BlobEndpoint=http:\/\/127\.0\.0\.1:\d+/, `BlobEndpoint=http://127.0.0.1:${blobPort}`)
     .replace(/TableEndpoint=http:\/\/127\.0\.0\.1:\d+/, `TableEndpoint=http://127.0.0.1:${tablePort}`);
 }
+
+/**
+ * A blob and a table fault proxy in front of the Azurite behind `connectionString`, both driven by
+ * `plan`, with the connection string that routes through them.
+ */
+export async function startStorageFaultProxies(
+  connectionString: string,
+  plan: FaultPlan,
+): Promise<{ proxies: FaultProxy[]; connectionString: string }> {
+  const portOf = (endpoint: 'Blob' | 'Table'): number => {
+    const match = new RegExp(`${endpoint}Endpoint=http://127\\.0\\.0\\.1:(\\d+)`).exec(connectionString);
+    if (!match) throw new Error(`no loopback ${endpoint}Endpoint in the connection string`);
+    return Number(match[1]);
+  };
+  const blob = await startFaultProxy('blob', portOf('Blob'), plan);
+  const table = await startFaultProxy('table', portOf('Table'), plan);
+  return {
+    proxies: [blob, table],
+    connectionString: proxiedConnectionString(connectionString, blob.port, table.port),
+  };
+}

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { ContainerSpec, GroupState } from '../../../shared/containers/launcher';
 import { LocalLauncher, defaultEntrypoints, projectRoot } from '../../../shared/containers/localLauncher';
+import { isProcessAlive } from '../../../functions/local/processLedger';
 
 const FIXTURES = path.resolve(__dirname, '../../fixtures/containers');
 const SECRET = 'sv=2024&sig=LOCAL-SECRET';
@@ -35,15 +36,6 @@ async function settled(launcher: LocalLauncher, groupName: string): Promise<Grou
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`${groupName} did not finish`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('LocalLauncher (child processes with measured usage)', () => {
@@ -189,13 +181,13 @@ describe('LocalLauncher (child processes with measured usage)', () => {
       else await new Promise((r) => setTimeout(r, 25));
     }
     expect(grandchildPid).toBeDefined();
-    expect(isAlive(grandchildPid as number)).toBe(true);
+    expect(isProcessAlive(grandchildPid as number)).toBe(true);
     expect(await launcher.delete('job-stubborn')).toBe('deleted');
     expect(await launcher.status('job-stubborn')).toStrictEqual({ kind: 'missing' });
     // The grandchild is killed with the group; it may need a moment to be reaped by init.
     let alive = true;
     for (let i = 0; i < 100 && alive; i += 1) {
-      alive = isAlive(grandchildPid as number);
+      alive = isProcessAlive(grandchildPid as number);
       if (alive) await new Promise((r) => setTimeout(r, 20));
     }
     expect(alive).toBe(false);
@@ -218,7 +210,7 @@ describe('LocalLauncher (child processes with measured usage)', () => {
     // Like a container runtime, the end of the main process ends what it started.
     let alive = true;
     for (let i = 0; i < 100 && alive; i += 1) {
-      alive = isAlive(grandchildPid);
+      alive = isProcessAlive(grandchildPid);
       if (alive) await new Promise((r) => setTimeout(r, 20));
     }
     expect(alive).toBe(false);

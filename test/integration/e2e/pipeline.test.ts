@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { loadSettings } from '../../../shared/config';
@@ -15,18 +14,15 @@ import { retrainInstanceId } from '../../../shared/pipeline/contracts';
 import { statusReport } from '../../../shared/pipeline/statusReport';
 import { modelApiCredentials } from '../../../shared/modelApi/credentials';
 import { collectServingLoad, replanServing } from '../../../shared/pipeline/servingUpkeep';
+import { builtRepoRoot } from '../../support/builtRepo';
 
 /**
  * The whole pipeline on real parts: Azurite storage, the real evaluator, poller and orchestrator
  * (through the durable-functions replay), and real local containers (the compiled training job and
  * model API as child processes). Only time is virtual.
  */
-const root = path.resolve(__dirname, '../../..');
+const root = builtRepoRoot();
 const fixture = (name: string) => path.join(root, 'test/fixtures/containers', name);
-const built = fs.existsSync(path.join(root, 'dist/containers/training/main.js'));
-if (!built) {
-  throw new Error('dist/ is missing: run `npm run build` (npm ci runs it through the prepare script)');
-}
 
 // Week 0 ends just before the 2024-09-01 VAT change; week 1 is entirely after it: a big drop.
 const generator: GeneratorOptions = {

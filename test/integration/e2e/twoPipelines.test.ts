@@ -18,6 +18,8 @@ import { statusReport } from '../../../shared/pipeline/statusReport';
 import { modelApiCredentials } from '../../../shared/modelApi/credentials';
 import { deployedPipelines } from '../../../shared/pipelines/deployedPipelines';
 import { VAT_RATE_FEATURES, type PipelineDefinition } from '../../../shared/pipelines/manifest';
+import { builtRepoRoot } from '../../support/builtRepo';
+import { isProcessAlive } from '../../../functions/local/processLedger';
 
 /**
  * Two declared pipelines on one deployment, on real parts: Azurite, the real batch evaluator and
@@ -26,10 +28,7 @@ import { VAT_RATE_FEATURES, type PipelineDefinition } from '../../../shared/pipe
  * the VAT-rate model retrains, the account-code model keeps its champion; each has its own
  * orchestration, registry folder and serving API, and nothing is left running.
  */
-const root = path.resolve(__dirname, '../../..');
-if (!fs.existsSync(path.join(root, 'dist/containers/training/main.js'))) {
-  throw new Error('dist/ is missing: run `npm run build` (npm ci runs it through the prepare script)');
-}
+const root = builtRepoRoot();
 
 // Week 0 ends just before the 2024-09-01 VAT change; week 1 is entirely after it. The bookings
 // (accountCode) follow the same habits in both weeks.
@@ -75,15 +74,6 @@ afterEach(async () => {
   await azurite?.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function upload(ctx: PipelineContext, week: number): Promise<string> {
   const name = `b-${weekStartDate(generator, week)}.csv`;
@@ -219,6 +209,6 @@ describe('two declared pipelines end to end on Azurite with local containers', (
     expect(await launcher.list()).toEqual([]);
     expect(livePids.size).toBe(0);
     expect(startedPids.size).toBeGreaterThanOrEqual(4);
-    expect([...startedPids].filter(isAlive)).toEqual([]);
+    expect([...startedPids].filter(isProcessAlive)).toEqual([]);
   });
 });

@@ -18,8 +18,7 @@ import { uniqueName } from '../../support/storage';
 import {
   FaultPlan,
   faultyOrchestrationClient,
-  proxiedConnectionString,
-  startFaultProxy,
+  startStorageFaultProxies,
   type FaultProxy,
 } from '../../support/faultProxy';
 
@@ -69,13 +68,9 @@ async function identityOfDeadProcess(): Promise<string> {
 
 beforeAll(async () => {
   const connectionString = process.env.AZURITE_TEST_CONNECTION_STRING as string;
-  const [, blobPort] = /BlobEndpoint=http:\/\/127\.0\.0\.1:(\d+)/.exec(connectionString) ?? [];
-  const [, tablePort] = /TableEndpoint=http:\/\/127\.0\.0\.1:(\d+)/.exec(connectionString) ?? [];
   plan = new FaultPlan();
-  proxies = [
-    await startFaultProxy('blob', Number(blobPort), plan),
-    await startFaultProxy('table', Number(tablePort), plan),
-  ];
+  const started = await startStorageFaultProxies(connectionString, plan);
+  proxies = started.proxies;
   const telemetry = new RecordingTelemetry(() => new Date(T0));
   const clock = new VirtualClock(new Date(T0));
   deadHolder = await identityOfDeadProcess();
@@ -86,7 +81,7 @@ beforeAll(async () => {
     claimHolder: hostIdentity(),
   });
   realClient = (await LocalHost.create(resumed, clock)).client;
-  const proxied = proxiedConnectionString(connectionString, proxies[0].port, proxies[1].port);
+  const proxied = started.connectionString;
   killedRun = await composePipeline(settingsFor(proxied), {
     now: clock.now,
     telemetry,

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { loadSettings } from '../../../shared/config';
@@ -11,6 +10,7 @@ import { generateWeek, weekStartDate, type GeneratorOptions } from '../../../sha
 import { serializeCsv } from '../../../shared/invoices/serialize';
 import { RecordingTelemetry } from '../../../shared/telemetry/telemetry';
 import { retrainInstanceId } from '../../../shared/pipeline/contracts';
+import { builtRepoRoot } from '../../support/builtRepo';
 
 /**
  * The demo's run-to-run drift (issue 16): the local host's virtual clock used to follow the wall
@@ -21,10 +21,7 @@ import { retrainInstanceId } from '../../../shared/pipeline/contracts';
  * health-check budget (2 checks 1 s apart). Everything the pipeline recorded must be identical,
  * down to the model bytes.
  */
-const root = path.resolve(__dirname, '../../..');
-if (!fs.existsSync(path.join(root, 'dist/containers/training/main.js'))) {
-  throw new Error('dist/ is missing: run `npm run build`');
-}
+const root = builtRepoRoot();
 const MODEL = 'det-vat';
 const generator: GeneratorOptions = {
   scenario: 'vat-reform',

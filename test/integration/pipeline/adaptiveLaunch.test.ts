@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { composePipeline } from '../../../functions/composition';
 import { LocalHost } from '../../../functions/local/localHost';
@@ -14,6 +12,7 @@ import { launchTraining } from '../../../shared/pipeline/containerActivities';
 import type { PipelineContext } from '../../../shared/pipeline/context';
 import { startAzurite, type RunningAzurite } from '../../../shared/storage/azurite';
 import { deliverBatch } from '../../support/batchDelivery';
+import { builtRepoRoot } from '../../support/builtRepo';
 
 /**
  * TRAINING_MODE=adaptive (the default) through the real launch: the training job runs as a child
@@ -21,10 +20,7 @@ import { deliverBatch } from '../../support/batchDelivery';
  * batch with no new label warm-starts from the champion even though the window also reads a batch
  * the champion trained on, which was accepted before any champion judged it (no drift record).
  */
-const root = path.resolve(__dirname, '../../..');
-if (!fs.existsSync(path.join(root, 'dist/containers/training/main.js'))) {
-  throw new Error('dist/ is missing: run `npm run build`');
-}
+const root = builtRepoRoot();
 jest.setTimeout(180_000);
 
 const MODEL = 'vat-rate';

@@ -19,8 +19,7 @@ import { uniqueName } from '../../support/storage';
 import {
   FaultPlan,
   faultyOrchestrationClient,
-  proxiedConnectionString,
-  startFaultProxy,
+  startStorageFaultProxies,
   type Fault,
   type FaultProxy,
 } from '../../support/faultProxy';
@@ -67,20 +66,16 @@ function settingsFor(connectionString: string, modelName = 'base'): Settings {
 
 beforeAll(async () => {
   const connectionString = process.env.AZURITE_TEST_CONNECTION_STRING as string;
-  const [, blobPort] = /BlobEndpoint=http:\/\/127\.0\.0\.1:(\d+)/.exec(connectionString) ?? [];
-  const [, tablePort] = /TableEndpoint=http:\/\/127\.0\.0\.1:(\d+)/.exec(connectionString) ?? [];
   plan = new FaultPlan();
-  proxies = [
-    await startFaultProxy('blob', Number(blobPort), plan),
-    await startFaultProxy('table', Number(tablePort), plan),
-  ];
+  const started = await startStorageFaultProxies(connectionString, plan);
+  proxies = started.proxies;
   telemetry = new RecordingTelemetry(() => new Date(T0));
   const clock = new VirtualClock(new Date(T0));
   const settings = settingsFor(connectionString);
   base = await composePipeline(settings, { now: clock.now, telemetry, log: () => {} });
   host = await LocalHost.create(base, clock);
   realClient = host.client;
-  const proxied = proxiedConnectionString(connectionString, proxies[0].port, proxies[1].port);
+  const proxied = started.connectionString;
   faultyBase = await composePipeline(settingsFor(proxied), {
     now: clock.now,
     telemetry,

@@ -25,8 +25,7 @@ import { RecordingTelemetry } from '../../../shared/telemetry/telemetry';
 import {
   FaultPlan,
   faultyOrchestrationClient,
-  proxiedConnectionString,
-  startFaultProxy,
+  startStorageFaultProxies,
   type Fault,
   type FaultProxy,
 } from '../../support/faultProxy';
@@ -248,14 +247,10 @@ describe('faults between one pipeline and the next', () => {
   let proxied: string;
 
   beforeAll(async () => {
-    const [, blobPort] = /BlobEndpoint=http:\/\/127\.0\.0\.1:(\d+)/.exec(connectionString) ?? [];
-    const [, tablePort] = /TableEndpoint=http:\/\/127\.0\.0\.1:(\d+)/.exec(connectionString) ?? [];
     plan = new FaultPlan();
-    proxies = [
-      await startFaultProxy('blob', Number(blobPort), plan),
-      await startFaultProxy('table', Number(tablePort), plan),
-    ];
-    proxied = proxiedConnectionString(connectionString, proxies[0].port, proxies[1].port);
+    const started = await startStorageFaultProxies(connectionString, plan);
+    proxies = started.proxies;
+    proxied = started.connectionString;
   });
 
   afterAll(async () => {

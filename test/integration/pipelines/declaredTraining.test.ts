@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { composePipeline } from '../../../functions/composition';
@@ -34,6 +33,7 @@ import { parseInvoiceBatch, type ParsedRecord } from '../../../shared/invoices/p
 import { deserializeModel } from '../../../shared/model/artifact';
 import { ChunkedEvaluator } from '../../../shared/model/evaluation';
 import { isHoldoutRow } from '../../../shared/model/training';
+import { builtRepoRoot } from '../../support/builtRepo';
 
 /**
  * The orchestrator's side of a declared pipeline on real parts: the `launchTraining` activity
@@ -42,10 +42,7 @@ import { isHoldoutRow } from '../../../shared/model/training';
  * model API process, which answers account-code predictions for rows carrying only the columns
  * that model reads. The single-model pipeline beside it trains exactly as before.
  */
-const root = path.resolve(__dirname, '../../..');
-if (!fs.existsSync(path.join(root, 'dist/containers/training/main.js'))) {
-  throw new Error('dist/ is missing: run `npm run build`');
-}
+const root = builtRepoRoot();
 
 const generator: GeneratorOptions = {
   scenario: 'stable',
