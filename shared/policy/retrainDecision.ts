@@ -83,7 +83,6 @@ function dropStandardError(m: {
   return Math.sqrt((b * (1 - b)) / m.baselineRows + (a * (1 - a)) / m.rowsAccepted);
 }
 
-export { NEW_LABEL_MIN_SHARE };
 const THRESHOLDS_SCHEMA = z
   .object({
     smallDrop: z.number().min(0).max(1),
