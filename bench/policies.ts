@@ -57,7 +57,7 @@ const FLAGS_SCHEMA = z.object({
 });
 
 function describeTrainingMode(mode: ReplayConfig['trainingMode']): string {
-  const warm = `by warm start (${Math.round(warmTreeShare(DEFAULT_PRODUCTION_JOB.trees) * 100)} % new trees on the weeks since the champion's newest, at least the newest two)`;
+  const warm = `by warm start (${Math.round(warmTreeShare(DEFAULT_PRODUCTION_JOB.trees) * 100)} % new trees on the weeks since the champion's newest, at least the newest two and at most three)`;
   if (mode === 'warm-start') return warm;
   if (mode === 'adaptive')
     return `${warm} after a small drop with no new label, on the full window otherwise (TRAINING_MODE=adaptive)`;

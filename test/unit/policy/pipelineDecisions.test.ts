@@ -138,6 +138,19 @@ describe('chooseTrainingWindow', () => {
     ).toEqual({ kind: 'train', batches: ['w5'], warmStartFrom: 'v1' });
   });
 
+  it('grows warm-started trees on at most the newest three batches, however long the champion served', () => {
+    const weeks = ['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9', 'w10'];
+    // v1 trained on w1-w4 and served six more weeks before a small drop.
+    const champion = { versionId: 'v1', dataWindow: ['w1', 'w2', 'w3', 'w4'] };
+    expect(
+      chooseTrainingWindow({ acceptedBatches: weeks, windowBatches: 8, mode: 'warm-start', champion }),
+    ).toEqual({ kind: 'train', batches: ['w8', 'w9', 'w10'], warmStartFrom: 'v1' });
+    // A full refit still reads the whole window.
+    expect(
+      chooseTrainingWindow({ acceptedBatches: weeks, windowBatches: 8, mode: 'full', champion }),
+    ).toEqual({ kind: 'train', batches: weeks.slice(-8), warmStartFrom: null });
+  });
+
   it('says when there is nothing to train on', () => {
     expect(
       chooseTrainingWindow({ acceptedBatches: [], windowBatches: 3, mode: 'full', champion: null }),

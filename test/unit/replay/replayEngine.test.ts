@@ -126,6 +126,11 @@ describe('policy replay engine', () => {
         expect(v.ownDeadlineBound).toBeLessThanOrEqual((row.ratioToThreshold ?? 0) * (1 + 1e-9));
         // Home only: a 7-day wait with perfect knowledge sees every window the 24 h plan could use.
         if (name === 'green') expect(v.sevenDayBound).toBeLessThanOrEqual(v.ownDeadlineBound * (1 + 1e-9));
+        // The immediate refits are a part of our emissions, exactly those of our `now` runs.
+        const ours = outcome(c, name);
+        const immediateGrams = ours.runs.filter((r) => r.urgency === 'now').reduce((s, r) => s + r.grams, 0);
+        expect(v.immediateShare * threshold.grams).toBeCloseTo(immediateGrams, 12);
+        expect(v.immediateShare).toBeLessThanOrEqual((row.ratioToThreshold ?? 0) * (1 + 1e-9));
       }
       expect(threshold?.vsThreshold?.retrains ?? 1).toBe(1);
     }
