@@ -131,6 +131,13 @@ describe('policy replay engine', () => {
         const immediateGrams = ours.runs.filter((r) => r.urgency === 'now').reduce((s, r) => s + r.grams, 0);
         expect(v.immediateShare * threshold.grams).toBeCloseTo(immediateGrams, 12);
         expect(v.immediateShare).toBeLessThanOrEqual((row.ratioToThreshold ?? 0) * (1 + 1e-9));
+        // Waiting up to 7 days on perfect knowledge sees every window our 24 h plan could use, so the
+        // floor lies between the all-patient bound and what we emitted.
+        if (name === 'green') {
+          expect(v.scheduleFloor).toBeGreaterThanOrEqual(v.sevenDayBound * (1 - 1e-9));
+          expect(v.scheduleFloor).toBeLessThanOrEqual((row.ratioToThreshold ?? 0) * (1 + 1e-9));
+          expect(v.scheduleFloor).toBeGreaterThanOrEqual(v.immediateShare * (1 - 1e-9));
+        }
       }
       expect(threshold?.vsThreshold?.retrains ?? 1).toBe(1);
     }
