@@ -7,6 +7,7 @@ import { describeError } from '../shared/errors';
 import { SCENARIOS, type ScenarioName } from '../shared/invoices/generator';
 import { thresholdsFromSettings } from '../shared/policy/retrainDecision';
 import { POLICY_NAMES } from '../shared/policy/schedulingPolicies';
+import { TRAINING_MODE_SETTINGS } from '../shared/policy/trainingMode';
 import { coefficientsFromSettings } from '../shared/sci/sci';
 import { parseWith } from '../shared/validation';
 import {
@@ -53,7 +54,7 @@ const FLAGS_SCHEMA = z.object({
   trees: z.coerce.number().int().min(1).max(200).optional(),
   zones: list,
   scenarios: list,
-  trainingMode: z.enum(['full', 'warm-start', 'adaptive']).optional(),
+  trainingMode: z.enum(TRAINING_MODE_SETTINGS).optional(),
 });
 
 function describeTrainingMode(mode: ReplayConfig['trainingMode']): string {

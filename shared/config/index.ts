@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors';
+import { TRAINING_MODE_SETTINGS } from '../policy/trainingMode';
 import {
   findAzureRegion,
   RESIDENCY_RULES,
@@ -141,7 +142,7 @@ export const SETTINGS_SCHEMA = z.object({
     .default(8)
     .describe('How many recent accepted batches a retrain uses.'),
   TRAINING_MODE: z
-    .enum(['full', 'warm-start', 'adaptive'])
+    .enum(TRAINING_MODE_SETTINGS)
     .default('adaptive')
     .describe(
       'Whole window (full), new trees on new batches (warm-start), or warm only on a small drop (adaptive).',

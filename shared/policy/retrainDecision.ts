@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Settings } from '../config';
 import { parseWith } from '../validation';
 import { NEW_LABEL_MIN_SHARE } from './newLabels';
-import { trainingModeFor, type TrainingModeSetting } from './trainingMode';
+import { TRAINING_MODE_SETTINGS, trainingModeFor, type TrainingModeSetting } from './trainingMode';
 
 /**
  * Whether an evaluated batch asks for a retrain, and how urgently. Pure: the evaluation time is an
@@ -61,7 +61,7 @@ const INPUT_SCHEMA = z.object({
   evaluatedAt: z.iso.datetime({ offset: true }),
   unseenLabelShare: z.number().min(0).max(1).optional(),
   baselineRows: z.number().int().nonnegative().optional(),
-  trainingMode: z.enum(['full', 'warm-start', 'adaptive']).optional(),
+  trainingMode: z.enum(TRAINING_MODE_SETTINGS).optional(),
 });
 
 /** One-sided 95 %: a drop counts once it is 95 % sure to reach the threshold. */

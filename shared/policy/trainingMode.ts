@@ -18,7 +18,8 @@ import { NEW_LABEL_MIN_SHARE } from './newLabels';
  * 25 %, 0.25 × and 89.9 % without), since at small batches that share mostly counts rare suppliers
  * the champion knew but gave no code of their own.
  */
-export type TrainingModeSetting = 'full' | 'warm-start' | 'adaptive';
+export const TRAINING_MODE_SETTINGS = ['full', 'warm-start', 'adaptive'] as const;
+export type TrainingModeSetting = (typeof TRAINING_MODE_SETTINGS)[number];
 export type TrainingMode = 'full' | 'warm-start';
 
 export interface TrainingModeSignals {

@@ -1,16 +1,4 @@
 /**
- * Which accepted batches a retrain reads. Full training takes the newest `windowBatches`; warm
- * start trains its new trees on the batches that arrived after the newest one the champion trained
- * on, at least the newest WARM_START_MIN_BATCHES and at most the newest WARM_START_MAX_BATCHES
- * (never more than `windowBatches`), and keeps the champion's older trees, falling back to a full
- * window when nothing is new (or when none of the champion's batches is among the accepted ones any
- * more).
- *
- * "After the newest" rather than "not in the champion's window": a warm-started champion lists only
- * the batches of its own new trees, while its kept trees saw the older ones. Excluding just its own
- * list would send the next warm start back over those older batches (nearly a full window's work).
- */
-/**
  * Fewest batches a warm start's new trees grow on. With one weekly batch they hold the majority of
  * the vote on a single week's rows, and the version's held-out baseline (against which the next
  * drop is judged) rests on that one week too, so the next drift is seen late. Measured on 52 weeks of
@@ -40,6 +28,18 @@ export interface TrainingWindowInput {
 export type TrainingWindow =
   { kind: 'train'; batches: string[]; warmStartFrom: string | null } | { kind: 'nothing-to-train' };
 
+/**
+ * Which accepted batches a retrain reads. Full training takes the newest `windowBatches`; warm
+ * start trains its new trees on the batches that arrived after the newest one the champion trained
+ * on, at least the newest WARM_START_MIN_BATCHES and at most the newest WARM_START_MAX_BATCHES
+ * (never more than `windowBatches`), and keeps the champion's older trees, falling back to a full
+ * window when nothing is new (or when none of the champion's batches is among the accepted ones any
+ * more).
+ *
+ * "After the newest" rather than "not in the champion's window": a warm-started champion lists only
+ * the batches of its own new trees, while its kept trees saw the older ones. Excluding just its own
+ * list would send the next warm start back over those older batches (nearly a full window's work).
+ */
 export function chooseTrainingWindow(input: TrainingWindowInput): TrainingWindow {
   if (input.acceptedBatches.length === 0) return { kind: 'nothing-to-train' };
   if (input.mode === 'warm-start' && input.champion) {
